@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/device.h"
 #include "../kernels/ops.h"
 #include "../models/model.h"
 #include "../tasks/task.h"
@@ -18,15 +19,21 @@ static const char bench_usage[] =
     "usage: statebench bench [options]\n"
     "  Times training steps (forward + loss + backward + AdamW) and inference\n"
     "  (forward) of 2-layer models on running parity, as in shared/BASELINES.md.\n"
+    "  Prints a Markdown table with PyTorch's figures of shared/BASELINES.md beside\n"
+    "  ours where it has them. MFU = 6 x params x train tokens/s / the gemm ceiling,\n"
+    "  measured first in the same run (best of a few 1024^3 products of the gemm the\n"
+    "  models use, with the same threads).\n"
     "options:\n"
-    "  --mixers LIST     comma-separated mixers (default lstm,deltanet,attention)\n"
+    "  --mixers LIST     comma-separated mixers, or 'all' for every mixer this build\n"
+    "                    implements (default lstm,deltanet,mamba,attention; on cuda\n"
+    "                    lstm,deltanet,linear_attn,attention)\n"
     "  --n LIST          sequence lengths (default 64,256)\n"
     "  --d LIST          model widths (default 64,128)\n"
     "  --batch B         batch size (default 32)\n"
     "  --steps K         timed steps per shape (default 10; median reported)\n"
     "  --threads N       threads (default: all cores)\n"
-    "  --peak GFLOPS     machine peak for MFU (default 160: sgemm on 2 EPYC cores)\n"
-    "  --device D        cpu (the CUDA path is not built yet)\n"
+    "  --peak GFLOPS     use this gemm ceiling for MFU instead of measuring it\n"
+    "  --device D        cpu (default) or cuda: GPU 0, the mixers with CUDA versions\n"
     "  --db PATH         also record rows into this database (default results/bench.db; '' = none)\n"
     "  -h, --help        this text\n";
 
@@ -49,12 +56,77 @@ static double time_steps(model *m, const int *x, const int *y, int B, int T, int
             model_backward(m);
             model_adamw_step(m, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1.0, i + 4);
         }
+        ops_sync();
         if (i >= 0) t[i] = now_seconds() - t0;
     }
     qsort(t, (size_t)steps, sizeof *t, compare_double);
     double med = t[steps / 2];
     free(t);
     return med;
+}
+
+/* PyTorch 1.13.1 on the CPU, same models and configs (shared/BASELINES.md:
+ * AMD EPYC, 2 cores, OpenBLAS 1 thread + torch 2 threads, 2026-11-22). */
+static const struct {
+    const char *mixer;
+    int d, n;
+    double train, infer; /* tokens/s */
+} pytorch_cpu[] = {
+    {"lstm", 64, 64, 30126, 120922},        {"lstm", 64, 256, 27109, 102009},
+    {"lstm", 128, 64, 13314, 39829},        {"lstm", 128, 256, 11436, 40868},
+    {"deltanet", 64, 64, 17974, 66782},     {"deltanet", 64, 256, 14472, 54580},
+    {"deltanet", 128, 64, 9320, 33921},     {"deltanet", 128, 256, 9686, 33248},
+    {"mamba", 64, 64, 12996, 47774},        {"mamba", 64, 256, 7682, 46495},
+    {"mamba", 128, 64, 6455, 18534},        {"mamba", 128, 256, 2785, 22306},
+    {"attention", 64, 64, 42639, 123824},   {"attention", 64, 256, 25141, 66844},
+    {"attention", 128, 64, 14865, 43843},   {"attention", 128, 256, 12221, 34284},
+};
+
+/* Index into pytorch_cpu at batch 32, or -1. */
+static int pytorch_row(const char *mixer, long d, long n, long batch)
+{
+    if (batch != 32) return -1;
+    for (int i = 0; i < (int)(sizeof pytorch_cpu / sizeof *pytorch_cpu); i++)
+        if (!strcmp(pytorch_cpu[i].mixer, mixer) && pytorch_cpu[i].d == d && pytorch_cpu[i].n == n)
+            return i;
+    return -1;
+}
+
+/* GFLOP/s of matmul_forward (the gemm every model runs on) at 1024^3: the
+ * best of a few products, so MFU is measured against what this machine's
+ * gemm does now, under its present load. 0 when out of memory. */
+static double gemm_ceiling(void)
+{
+    const int n = 1024;
+    const size_t bytes = (size_t)n * n * sizeof(real);
+    real *a = ops_alloc(bytes), *b = ops_alloc(bytes), *out = ops_alloc(bytes);
+    double best = 0;
+    if (a && b && out) {
+        for (int rep = 0; rep < 6; rep++) {
+            ops_sync();
+            double t0 = now_seconds();
+            matmul_forward(out, a, b, NULL, n, n, n);
+            ops_sync();
+            double gflops = 2.0 * n * n * n / (now_seconds() - t0) / 1e9;
+            if (rep > 0 && gflops > best) best = gflops; /* rep 0 warms up */
+        }
+    }
+    ops_free(a);
+    ops_free(b);
+    ops_free(out);
+    return best;
+}
+
+/* The 1-minute load average, or -1: timings on a shared machine need it. */
+static double load_average(void)
+{
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -66,10 +138,12 @@ int cmd_bench(int argc, char **argv)
         {"peak", required_argument, 0, 'p'},   {"device", required_argument, 0, 'D'},
         {"db", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *mixers_arg = "lstm,deltanet,attention", *db_path = "results/bench.db";
+    static const char cpu_mixers[] = "lstm,deltanet,mamba,attention";
+    const char *mixers_arg = cpu_mixers, *db_path = "results/bench.db";
+    int on_gpu = 0;
     long ns[16] = {64, 256}, ds[16] = {64, 128}, batch = 32, steps = 10, threads = 0;
     int n_count = 2, d_count = 2, c;
-    double peak = 160;
+    double peak = 0; /* 0: measure */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -81,10 +155,11 @@ int cmd_bench(int argc, char **argv)
         case 't': if (cli_parse_long("bench", "--threads", optarg, 1, 1024, &threads)) return EXIT_USAGE; break;
         case 'p': if (cli_parse_double("bench", "--peak", optarg, 1e-3, 1e9, &peak)) return EXIT_USAGE; break;
         case 'D':
-            if (strcmp(optarg, "cpu")) {
-                fprintf(stderr, "statebench bench: --device: '%s' is not available; allowed: cpu (the CUDA path is not built yet)\n", optarg);
+            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
+                fprintf(stderr, "statebench bench: --device: '%s' is not known; allowed: cpu, cuda\n", optarg);
                 return EXIT_USAGE;
             }
+            on_gpu = !strcmp(optarg, "cuda");
             break;
         case 'o': db_path = optarg; break;
         case 'h': fputs(bench_usage, stdout); return EXIT_OK;
@@ -95,13 +170,31 @@ int cmd_bench(int argc, char **argv)
         fprintf(stderr, "statebench bench: unexpected argument '%s'\n%s", argv[optind], bench_usage);
         return EXIT_USAGE;
     }
+    char device[256] = "cpu";
+    if (on_gpu && mixers_arg == cpu_mixers) mixers_arg = "lstm,deltanet,linear_attn,attention";
+    if (on_gpu) {
+        if (ops_set_backend(OPS_CUDA) != 0) {
+            char reason[256] = "";
+            cuda_device_count(reason, sizeof reason);
+            fprintf(stderr, "statebench bench: --device cuda: no CUDA device (%s)\n", reason);
+            return EXIT_USAGE;
+        }
+        cuda_device_describe(0, device, sizeof device);
+    }
     int mixers[MIXER__COUNT], n_mixers = 0;
+    if (!strcmp(mixers_arg, "all")) {
+        mixers_arg = "";
+        for (int i = 0; i < MIXER__COUNT; i++)
+            if (on_gpu ? mixer_on_cuda(i) : mixer_available(i)) mixers[n_mixers++] = i;
+    }
     char *list = strdup(mixers_arg), *save = NULL;
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int id = mixer_find(tok);
-        if (id < 0 || n_mixers == MIXER__COUNT) {
+        if (id < 0 || !mixer_available(id) || n_mixers == MIXER__COUNT) {
             fprintf(stderr, "statebench bench: --mixers: '%s' is not a known mixer; allowed:", tok);
-            for (int i = 0; i < MIXER__COUNT; i++) fprintf(stderr, " %s", mixer_name(i));
+            for (int i = 0; i < MIXER__COUNT; i++)
+                if (mixer_available(i)) fprintf(stderr, " %s", mixer_name(i));
+            fputs(" all", stderr);
             fputc('\n', stderr);
             free(list);
             return EXIT_USAGE;
@@ -120,8 +213,20 @@ int cmd_bench(int argc, char **argv)
             return EXIT_RUNTIME;
         }
     }
-    printf("| mixer | d | n | params | train tok/s | infer tok/s | train ms/step | MFU |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    const double load_before = load_average();
+    const int measured = peak <= 0;
+    if (measured) peak = gemm_ceiling();
+    if (peak <= 0) {
+        fprintf(stderr, "statebench bench: cannot measure the gemm ceiling (out of memory); give --peak\n");
+        db_close(db);
+        return EXIT_RUNTIME;
+    }
+    printf("gemm ceiling: %.1f GFLOP/s (%s); %d threads; %s; load average %.2f\n\n", peak,
+           measured ? "measured: matmul_forward 1024^3, best of 5" : "--peak", ops_get_threads(),
+           ops_blas_info(), load_before);
+    printf("| mixer | d | n | params | train tok/s | infer tok/s | train ms/step | MFU "
+           "| PyTorch train tok/s | PyTorch infer tok/s | train vs PyTorch |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     fflush(stdout);
     int rc = EXIT_OK;
     for (int mi = 0; mi < n_mixers; mi++)
@@ -158,15 +263,22 @@ int cmd_bench(int argc, char **argv)
                 double train_tps = (double)tokens / train_s, infer_tps = (double)tokens / infer_s;
                 double params = (double)model_num_params(m);
                 double mfu = 6 * params * train_tps / (peak * 1e9);
-                printf("| %s | %ld | %ld | %.0f | %.0f | %.0f | %.2f | %.1f%% |\n", mixer_name(mixers[mi]), ds[di],
+                printf("| %s | %ld | %ld | %.0f | %.0f | %.0f | %.2f | %.1f%% |", mixer_name(mixers[mi]), ds[di],
                        ns[ni], params, train_tps, infer_tps, 1e3 * train_s, 100 * mfu);
+                int pt = on_gpu ? -1 : pytorch_row(mixer_name(mixers[mi]), ds[di], ns[ni], batch);
+                if (pt >= 0)
+                    printf(" %.0f | %.0f | %.2fx |\n", pytorch_cpu[pt].train, pytorch_cpu[pt].infer,
+                           train_tps / pytorch_cpu[pt].train);
+                else
+                    printf(" | | |\n");
                 fflush(stdout);
                 if (db) {
                     char config[256];
                     snprintf(config, sizeof config,
-                             "{\"d_model\":%ld,\"heads\":4,\"layers\":2,\"params\":%.0f,\"threads\":%d}", ds[di],
-                             params, ops_get_threads());
-                    db_bench_row tr = {.mixer = mixer_name(mixers[mi]), .config = config, .device = "cpu",
+                             "{\"d_model\":%ld,\"heads\":4,\"layers\":2,\"params\":%.0f,\"threads\":%d,"
+                             "\"gemm_gflops\":%.1f,\"mfu\":%.4f,\"load\":%.2f}",
+                             ds[di], params, ops_get_threads(), peak, mfu, load_average());
+                    db_bench_row tr = {.mixer = mixer_name(mixers[mi]), .config = config, .device = device,
                                        .direction = "train", .n = (int)ns[ni], .batch = (int)batch,
                                        .tokens_per_s = train_tps, .ms = 1e3 * train_s};
                     db_bench_row in = tr;
@@ -182,6 +294,7 @@ int cmd_bench(int argc, char **argv)
                 free(y);
                 model_free(m);
             }
+    printf("\nload average %.2f before, %.2f after\n", load_before, load_average());
     db_close(db);
     return rc;
 }

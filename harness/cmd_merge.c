@@ -22,18 +22,19 @@ static const char merge_usage[] =
     "  Copies the runs of the IN databases (e.g. the shards of a SLURM array) into\n"
     "  OUT, creating it when missing or merging into what it holds. Runs are matched\n"
     "  by hash:\n"
-    "    - a run OUT lacks is copied with its evals and curves;\n"
+    "    - a run OUT lacks is copied with its evals, eval_metrics and curves;\n"
     "    - a done run replaces an unfinished (failed, diverged, interrupted, running,\n"
     "      pending) one; an unfinished run never replaces anything; one that was\n"
     "      running in its shard arrives as interrupted, so a rerun finishes it;\n"
-    "    - a run done in both with the same results (evals, curves but their timing,\n"
-    "      steps) is an identical duplicate: counted, nothing copied;\n"
+    "    - a run done in both with the same results (evals, eval_metrics, curves but\n"
+    "      their timing, steps) is an identical duplicate: counted, nothing copied;\n"
     "    - a run done in both with different results is a CONFLICT: both sources are\n"
     "      reported, the run already in OUT is kept, and the exit code is 1.\n"
     "  A copied run brings its file from IN.weights/ (done) or IN.ckpt/ (unfinished:\n"
     "  its checkpoint, so a rerun on OUT resumes it). Bench rows are copied unless\n"
     "  OUT holds an identical row. Each input is merged in one transaction (all of\n"
-    "  it or nothing); the inputs are only read.\n"
+    "  it or nothing); the inputs are only read. An input older than schema v3 has\n"
+    "  no eval_metrics table: its runs arrive without metric rows.\n"
     "exit: 0 merged, 1 conflicts or a failure, 2 bad usage or an unusable input\n";
 
 typedef struct {
@@ -132,15 +133,17 @@ static void sql_add(sql_buf *b, const char *fmt, ...)
 typedef struct {
     sb_db *out_db, *in_db;
     sqlite3 *out, *in;
-    sqlite3_stmt *in_runs, *in_evals, *in_curves, *in_bench, *in_steps;
+    sqlite3_stmt *in_runs, *in_evals, *in_metrics, *in_curves, *in_bench, *in_steps;
     sqlite3_stmt *out_find, *out_insert_run, *out_update_run, *out_unrunning;
-    sqlite3_stmt *out_del_evals, *out_del_curves, *out_insert_eval, *out_insert_curve;
-    sqlite3_stmt *out_evals, *out_curves, *out_steps, *out_bench_exists, *out_insert_bench;
+    sqlite3_stmt *out_del_evals, *out_del_metrics, *out_del_curves;
+    sqlite3_stmt *out_insert_eval, *out_insert_metric, *out_insert_curve;
+    sqlite3_stmt *out_evals, *out_metrics, *out_curves, *out_steps, *out_bench_exists, *out_insert_bench;
     run_columns cols;
     char err[1024];
 } merge_ctx;
 
 #define EVAL_COLS "step, n, token_acc, seq_acc, scaled_acc, loss, count"
+#define METRIC_COLS "step, n, name, value"
 #define CURVE_COLS "step, loss, acc, lr, grad_norm, tokens_per_s"
 #define BENCH_COLS "mixer, config, device, n, batch, direction, tokens_per_s, ms, created_at"
 
@@ -151,14 +154,17 @@ static int prepare(merge_ctx *m, sqlite3 *h, sqlite3_stmt **st, const char *sql)
     return -1;
 }
 
-/* The statements compare_results needs. */
+/* The statements compare_results needs. An input older than schema v3 reads
+ * the empty temporary eval_metrics table db_open_readonly stands in with. */
 static int prepare_compare(merge_ctx *m)
 {
     static const char steps[] = "SELECT steps_done, n_params FROM runs WHERE id = ?1",
                       evals[] = "SELECT " EVAL_COLS " FROM evals WHERE run_id = ?1 ORDER BY step, n, rowid",
+                      metrics[] = "SELECT " METRIC_COLS " FROM eval_metrics WHERE run_id = ?1 ORDER BY step, n, name",
                       curves[] = "SELECT " CURVE_COLS " FROM curves WHERE run_id = ?1 ORDER BY step, rowid";
     return prepare(m, m->out, &m->out_steps, steps) || prepare(m, m->in, &m->in_steps, steps) ||
            prepare(m, m->out, &m->out_evals, evals) || prepare(m, m->in, &m->in_evals, evals) ||
+           prepare(m, m->out, &m->out_metrics, metrics) || prepare(m, m->in, &m->in_metrics, metrics) ||
            prepare(m, m->out, &m->out_curves, curves) || prepare(m, m->in, &m->in_curves, curves)
                ? -1
                : 0;
@@ -198,9 +204,12 @@ static int prepare_all(merge_ctx *m)
          prepare(m, m->out, &m->out_unrunning,
                  "UPDATE runs SET status = 'interrupted', pid = NULL, error = ?2 WHERE id = ?1") ||
          prepare(m, m->out, &m->out_del_evals, "DELETE FROM evals WHERE run_id = ?1") ||
+         prepare(m, m->out, &m->out_del_metrics, "DELETE FROM eval_metrics WHERE run_id = ?1") ||
          prepare(m, m->out, &m->out_del_curves, "DELETE FROM curves WHERE run_id = ?1") ||
          prepare(m, m->out, &m->out_insert_eval,
                  "INSERT INTO evals (run_id, " EVAL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") ||
+         prepare(m, m->out, &m->out_insert_metric,
+                 "INSERT INTO eval_metrics (run_id, " METRIC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)") ||
          prepare(m, m->out, &m->out_insert_curve,
                  "INSERT INTO curves (run_id, " CURVE_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)") ||
          prepare(m, m->out, &m->out_bench_exists,
@@ -216,10 +225,11 @@ static int prepare_all(merge_ctx *m)
 
 static void finalize_all(merge_ctx *m)
 {
-    sqlite3_stmt **all[] = {&m->in_runs,        &m->in_evals,         &m->in_curves,       &m->in_bench,
-                            &m->in_steps,       &m->out_find,         &m->out_insert_run,  &m->out_update_run,
-                            &m->out_unrunning,  &m->out_del_evals,    &m->out_del_curves,  &m->out_insert_eval,
-                            &m->out_insert_curve, &m->out_evals,      &m->out_curves,      &m->out_steps,
+    sqlite3_stmt **all[] = {&m->in_runs,          &m->in_evals,         &m->in_metrics,        &m->in_curves,
+                            &m->in_bench,         &m->in_steps,         &m->out_find,          &m->out_insert_run,
+                            &m->out_update_run,   &m->out_unrunning,    &m->out_del_evals,     &m->out_del_metrics,
+                            &m->out_del_curves,   &m->out_insert_eval,  &m->out_insert_metric, &m->out_insert_curve,
+                            &m->out_evals,        &m->out_metrics,      &m->out_curves,        &m->out_steps,
                             &m->out_bench_exists, &m->out_insert_bench};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
@@ -256,9 +266,12 @@ static int copy_results(merge_ctx *m, int64_t in_id, int64_t out_id)
 {
     sqlite3_bind_int64(m->in_evals, 1, in_id);
     sqlite3_bind_int64(m->out_insert_eval, 1, out_id);
+    sqlite3_bind_int64(m->in_metrics, 1, in_id);
+    sqlite3_bind_int64(m->out_insert_metric, 1, out_id);
     sqlite3_bind_int64(m->in_curves, 1, in_id);
     sqlite3_bind_int64(m->out_insert_curve, 1, out_id);
     if (copy_rows(m, m->in_evals, m->out_insert_eval, 1, "copy evals")) return -1;
+    if (copy_rows(m, m->in_metrics, m->out_insert_metric, 1, "copy eval_metrics")) return -1;
     return copy_rows(m, m->in_curves, m->out_insert_curve, 1, "copy curves");
 }
 
@@ -307,8 +320,9 @@ static int compare_rows(sqlite3_stmt *a, sqlite3_stmt *b, int ncols, const char 
 }
 
 /* Compares the results of run out_id in OUT with run in_id of the input:
- * steps done, parameters, evals (all columns), curves (all but tokens_per_s,
- * which is timing). Returns 0 identical, 1 different (diff says how), -1 error. */
+ * steps done, parameters, evals (all columns), eval_metrics (all columns),
+ * curves (all but tokens_per_s, which is timing). Returns 0 identical, 1
+ * different (diff says how), -1 error. */
 static int compare_results(merge_ctx *m, int64_t out_id, int64_t in_id, char *diff, size_t len)
 {
     sqlite3_bind_int64(m->out_steps, 1, out_id);
@@ -318,6 +332,11 @@ static int compare_results(merge_ctx *m, int64_t out_id, int64_t in_id, char *di
         sqlite3_bind_int64(m->out_evals, 1, out_id);
         sqlite3_bind_int64(m->in_evals, 1, in_id);
         rc = compare_rows(m->out_evals, m->in_evals, 7, "evals", diff, len);
+    }
+    if (rc == 0) {
+        sqlite3_bind_int64(m->out_metrics, 1, out_id);
+        sqlite3_bind_int64(m->in_metrics, 1, in_id);
+        rc = compare_rows(m->out_metrics, m->in_metrics, 4, "eval_metrics", diff, len);
     }
     if (rc == 0) {
         sqlite3_bind_int64(m->out_curves, 1, out_id);
@@ -382,8 +401,8 @@ static int carry_run_file(merge_ctx *m, const char *hash, int done, int only_mis
 }
 
 /* Inserts (out_id == 0) or overwrites run out_id with the input's current
- * row of in_runs, then its evals and curves. A run that was running in the
- * input arrives as interrupted. Sets *new_id. */
+ * row of in_runs, then its evals, eval_metrics and curves. A run that was
+ * running in the input arrives as interrupted. Sets *new_id. */
 static int put_run(merge_ctx *m, const char *in_path, int64_t out_id, int64_t *new_id, merge_counts *n)
 {
     int64_t in_id = sqlite3_column_int64(m->in_runs, 0);
@@ -401,11 +420,15 @@ static int put_run(merge_ctx *m, const char *in_path, int64_t out_id, int64_t *n
     *new_id = out_id ? out_id : sqlite3_last_insert_rowid(m->out);
     if (out_id) {
         sqlite3_bind_int64(m->out_del_evals, 1, out_id);
+        sqlite3_bind_int64(m->out_del_metrics, 1, out_id);
         sqlite3_bind_int64(m->out_del_curves, 1, out_id);
-        int a = sqlite3_step(m->out_del_evals), b = sqlite3_step(m->out_del_curves);
+        int a = sqlite3_step(m->out_del_evals), b = sqlite3_step(m->out_del_metrics),
+            c = sqlite3_step(m->out_del_curves);
         sqlite3_reset(m->out_del_evals);
+        sqlite3_reset(m->out_del_metrics);
         sqlite3_reset(m->out_del_curves);
-        if (a != SQLITE_DONE || b != SQLITE_DONE) return sql_fail(m, m->out, "delete replaced rows");
+        if (a != SQLITE_DONE || b != SQLITE_DONE || c != SQLITE_DONE)
+            return sql_fail(m, m->out, "delete replaced rows");
     }
     const char *status = (const char *)sqlite3_column_text(m->in_runs, m->cols.status_sel);
     const char *hash = (const char *)sqlite3_column_text(m->in_runs, m->cols.hash_sel);

@@ -99,7 +99,7 @@ int cmd_version(int argc, char **argv)
 }
 
 static const char status_usage[] =
-    "usage: statebench status DB [--config CONFIG.yaml]\n"
+    "usage: statebench status DB [--config CONFIG.yaml [--variant NAME]]\n"
     "  Counts the runs of DB by status (done, running, failed, pending, diverged,\n"
     "  interrupted), then lists every run that is not done: failed, diverged and\n"
     "  interrupted runs with their error message, running runs with their host,\n"
@@ -108,6 +108,7 @@ static const char status_usage[] =
     "options:\n"
     "  --config CONFIG.yaml  also count the runs of CONFIG's sweep that DB does not\n"
     "                        hold yet as pending\n"
+    "  --variant NAME        with --config: the runs of CONFIG's variant NAME\n"
     "  -h, --help            this text\n";
 
 /* Runs of exp whose hash db does not hold; -1 on a read error. */
@@ -176,13 +177,15 @@ static int list_unfinished(sqlite3 *h)
 int cmd_status(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, 0, 'c'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *config = NULL;
+        {"config", required_argument, 0, 'c'}, {"variant", required_argument, 0, 'V'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *config = NULL, *variant = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
+        case 'V': variant = optarg; break;
         case 'h': fputs(status_usage, stdout); return EXIT_OK;
         default: fputs(status_usage, stderr); return EXIT_USAGE;
         }
@@ -194,7 +197,11 @@ int cmd_status(int argc, char **argv)
     const char *path = argv[optind];
     experiment exp = {0};
     char err[1024];
-    if (config && config_load(config, &exp, NULL, err, sizeof err) != 0) {
+    if (variant && !config) {
+        fprintf(stderr, "statebench status: --variant needs --config CONFIG.yaml\n%s", status_usage);
+        return EXIT_USAGE;
+    }
+    if (config && config_load_variant(config, variant, &exp, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "statebench status: %s\n", err);
         return EXIT_USAGE;
     }

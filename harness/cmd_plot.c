@@ -20,6 +20,8 @@ typedef struct {
     const char *template_path, *style_path;
     int all_status;
     grp_selection sel;
+    const char *x_field;          /* lengthgen --x: a numeric config field on the x axis, or NULL */
+    char x_path[GRP_PATH_LEN];    /* its JSON path */
 } plot_options;
 
 /* One figure: its two files, the gnuplot variables and the .dat body. */
@@ -271,6 +273,7 @@ static const char *metric_label(const char *metric)
     if (!strcmp(metric, "token_acc")) return "token accuracy";
     if (!strcmp(metric, "seq_acc")) return "sequence accuracy";
     if (!strcmp(metric, "loss")) return "eval loss";
+    if (!strcmp(metric, "plain_token_acc")) return "token accuracy (argmax = target)";
     return "scaled accuracy";
 }
 
@@ -377,8 +380,10 @@ static int lengthgen_figure(const plot_options *o, const grp_set *set)
     if (first->experiment) snprintf(title, sizeof title, "%s: %s", first->experiment, first->task ? first->task : "");
     else snprintf(title, sizeof title, "%s", first->task ? first->task : "");
     const char *parts[] = {first->experiment, first->task};
+    char kind[GRP_PATH_LEN + 8] = "lengthgen";
+    if (o->x_field) snprintf(kind, sizeof kind, "vs_%s", groups_field_key(o->x_path));
     figure fig;
-    if (figure_open(&fig, o, parts, 2, "lengthgen", title)) {
+    if (figure_open(&fig, o, parts, 2, kind, title)) {
         group_list_free(&g);
         return -1;
     }
@@ -388,6 +393,10 @@ static int lengthgen_figure(const plot_options *o, const grp_set *set)
         strbuf_appendf(&fig.vars, "; ylabel_text='%s'; chance=%d; ymin=%g; ymax=%g", metric_label(o->metric),
                        !strcmp(o->metric, "scaled_acc"), accuracy ? -0.05 : 0.0, accuracy ? 1.05 : 0.0);
         strbuf_appendf(&fig.vars, "; train_lo=%d; train_hi=%d; xmin=%d; xmax=%d", train_lo, train_hi, xmin, xmax);
+        if (o->x_field) {
+            strbuf_appendf(&fig.vars, "; xlabel_text=");
+            strbuf_append_gp_string(&fig.vars, o->x_field);
+        }
         append_group_vars(&fig.vars, &g);
         for (int i = 0; rc == 0 && i < g.count; i++) {
             append_group_comment(&fig.data, &g, i);
@@ -421,7 +430,8 @@ static int plot_scopes(const plot_options *o, sb_db *db, int by_task, const char
     int ready = check_runs(o, db);
     if (ready) return ready < 0 ? EXIT_RUNTIME : EXIT_OK;
     grp_filter filter = {.all_status = o->all_status, .metric = o->metric, .sel = &o->sel,
-                         .any_task = !by_task, .exclude_prefix = exclude_prefix};
+                         .any_task = !by_task, .exclude_prefix = exclude_prefix,
+                         .exclude = {o->x_field ? o->x_path : NULL}};
     grp_scope *scopes = NULL;
     int n_scopes = 0;
     if (groups_check_fields(db, &(grp_filter){.any_experiment = 1, .any_task = 1, .all_status = o->all_status,
@@ -457,13 +467,45 @@ static int plot_scopes(const plot_options *o, sb_db *db, int by_task, const char
     return rc;
 }
 
+/* --x FIELD: each run becomes one point, (its value of FIELD, its mean over
+ * the eval lengths in --range); runs without a positive integer there are
+ * left out. The training range is not drawn (x is not a length). */
 static int draw_lengthgen(const plot_options *o, sb_db *db, const grp_set *set)
 {
+    if (!o->x_field) return lengthgen_figure(o, set);
+    for (int i = 0; i < set->count; i++) {
+        grp_run *r = &set->runs[i];
+        char *text = groups_config_value(db, r->config, o->x_path);
+        char *end = NULL;
+        long x = text ? strtol(text, &end, 10) : 0;
+        int ok = text && end != text && *end == '\0' && x > 0 && x <= INT_MAX && r->n_points > 0;
+        free(text);
+        if (ok) {
+            double mean = run_mean(r);
+            r->points[0] = (grp_point){.n = (int)x, .value = mean};
+        }
+        r->n_points = ok ? 1 : 0;
+        r->train_lo = r->train_hi = 0;
+    }
     return lengthgen_figure(o, set);
 }
 
 static int plot_lengthgen(const plot_options *o, sb_db *db)
 {
+    if (o->x_field) {
+        char err[512];
+        int64_t selected = 0, with_field = 0;
+        grp_filter any = {.any_experiment = 1, .any_task = 1, .all_status = o->all_status, .sel = &o->sel};
+        if (groups_count_selected(db, &any, o->x_path, &selected, &with_field, err, sizeof err)) {
+            fprintf(stderr, "statebench plot: %s: %s\n", o->db_path, err);
+            return EXIT_RUNTIME;
+        }
+        if (selected > 0 && with_field == 0) {
+            fprintf(stderr, "statebench plot: --x: no selected run has the config field '%s'; allowed: a numeric "
+                            "config field such as model.d_model or model.layers\n", o->x_field);
+            return EXIT_USAGE;
+        }
+    }
     return plot_scopes(o, db, 1, NULL, draw_lengthgen);
 }
 
@@ -905,7 +947,8 @@ static void usage(FILE *out)
     fprintf(out,
             "  --out DIR           where figures and their .dat files go (default plots/<DB name without .db>/)\n"
             "  --format FMT        png (default), pdf or svg\n"
-            "  --metric M          scaled_acc (default), token_acc, seq_acc or loss, at each run's last eval step\n"
+            "  --metric M          scaled_acc (default), token_acc, seq_acc, loss or plain_token_acc (argmax == y,\n"
+            "                      where token_acc is a task's own scorer: icll's dfa_acc), at each run's last eval step\n"
             "  --by FIELDS         group by these config fields (comma-separated, e.g. model.mixer,model.eigen);\n"
             "                      default: the mixer and the fields that differ between its runs\n"
             "  --where FIELD=VALUE keep only runs whose config has FIELD = VALUE (repeatable; all must hold)\n"
@@ -913,6 +956,9 @@ static void usage(FILE *out)
             "                      is best, as Zoology reports (heatmap: per cell; curves: per group, judged by\n"
             "                      the runs' mean over the eval lengths in --range)\n"
             "  --range LO:HI       only eval lengths (bench: n) in LO..HI\n"
+            "  --x FIELD           lengthgen: a numeric config field (e.g. model.d_model) on the x axis instead of\n"
+            "                      n, each run's metric averaged over its eval lengths in --range (Zoology's\n"
+            "                      accuracy vs width); FIELD stays out of the automatic labels\n"
             "  --all               include runs that are not done (failed, running, ...)\n"
             "Throughput reads the bench table, whose fields are mixer, d_model, heads, layers, threads, device,\n"
             "batch and direction. Templates come from plots/ (beside the executable's folder, then ./plots/;\n"
@@ -936,6 +982,7 @@ int cmd_plot(int argc, char **argv)
         {"metric", required_argument, NULL, 'm'},    {"by", required_argument, NULL, 'b'},
         {"where", required_argument, NULL, 'w'},     {"best-over", required_argument, NULL, 'B'},
         {"range", required_argument, NULL, 'r'},     {"help", no_argument, NULL, 'h'},
+        {"x", required_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
     plot_options o = {.format = "png", .metric = "scaled_acc"};
@@ -955,6 +1002,14 @@ int cmd_plot(int argc, char **argv)
         case 'w': bad = groups_add_where("plot", optarg, &o.sel); break;
         case 'B': bad = groups_set_best_over("plot", optarg, &o.sel); break;
         case 'r': bad = groups_set_range("plot", optarg, &o.sel); break;
+        case 'x':
+            o.x_field = optarg;
+            if (groups_field_path(optarg, o.x_path, sizeof o.x_path)) {
+                fprintf(stderr, "statebench plot: --x: '%s' is not a config field name; allowed: dotted names "
+                                "such as model.d_model\n", optarg);
+                bad = 1;
+            }
+            break;
         case 'h': usage(stdout); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
         }
@@ -980,8 +1035,12 @@ int cmd_plot(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (!groups_metric_valid(o.metric)) {
-        fprintf(stderr, "statebench plot: --metric: '%s' is not known; allowed: scaled_acc, token_acc, seq_acc, loss\n",
+        fprintf(stderr, "statebench plot: --metric: '%s' is not known; allowed: " GROUPS_METRICS "\n",
                 o.metric);
+        return EXIT_USAGE;
+    }
+    if (o.x_field && kind->plot != plot_lengthgen) {
+        fprintf(stderr, "statebench plot: --x: applies to --kind lengthgen only\n");
         return EXIT_USAGE;
     }
     if (metric_given && kind->plot == plot_throughput) {

@@ -489,7 +489,8 @@ static void usage(FILE *out)
             "                            [--best-over FIELD] [--range LO:HI] [--all]\n"
             "  --rows FIELD        group (default), n, or a config field such as model.mixer or task.name\n"
             "  --cols FIELD        n (default), group, or a config field\n"
-            "  --metric M          scaled_acc (default), token_acc, seq_acc or loss, at each run's last eval step\n"
+            "  --metric M          scaled_acc (default), token_acc, seq_acc, loss or plain_token_acc (argmax == y,\n"
+            "                      where token_acc is a task's own scorer: icll's dfa_acc), at each run's last eval step\n"
             "  --format F          md (default), csv or latex (booktabs)\n"
             "  --agg A             how the runs in a cell combine: mean (default), max or median\n"
             "  --by FIELDS         groups by these config fields (comma-separated, e.g. model.mixer,model.eigen);\n"
@@ -570,7 +571,7 @@ int cmd_report(int argc, char **argv)
     }
     o.db_path = argv[optind];
     if (!groups_metric_valid(o.metric)) {
-        fprintf(stderr, "statebench report: --metric: '%s' is not known; allowed: scaled_acc, token_acc, seq_acc, loss\n",
+        fprintf(stderr, "statebench report: --metric: '%s' is not known; allowed: " GROUPS_METRICS "\n",
                 o.metric);
         return EXIT_USAGE;
     }

@@ -37,8 +37,12 @@ static const char run_usage[] =
     "  --threads N       threads per worker (default: cores / jobs)\n"
     "  --shard I/N       run only shard I of N (0 <= I < N); default from\n"
     "                    SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when set\n"
-    "  --device D        auto | cpu | cuda (default auto: a GPU when the CUDA\n"
-    "                    backend can train, else the CPU)\n"
+    "  --device D        auto | cpu | cuda (default auto: GPU 0 for the runs whose\n"
+    "                    mixers all have CUDA versions when a GPU is present,\n"
+    "                    else the CPU; cuda: every run on GPU 0)\n"
+    "  --variant NAME    apply the config's variant NAME (e.g. quick); the experiment\n"
+    "                    is named NAME/VARIANT, its default database\n"
+    "                    results/<experiment name>.<variant>.db\n"
     "  --dry-run         list the runs and their state without training\n"
     "  -h, --help        this text\n";
 
@@ -79,9 +83,46 @@ typedef struct {
     const char *db_path;
     long shard_index, shard_count;
     int live;
+    int cuda;           /* 0: the CPU; 1 (auto): GPU 0 for runs whose mixers all
+                           have CUDA versions, the CPU for the rest; 2: GPU 0 */
 } worker_args;
 
 static const char *our_version(void) { return SB_VERSION "+" SB_GIT_REV; }
+
+/* 1 when every mixer of the run has a CUDA version. */
+static int run_on_cuda(const run_spec *s)
+{
+    for (int i = 0; i < s->model.n_mixer; i++)
+        if (!mixer_on_cuda(s->model.mixer[i])) return 0;
+    return 1;
+}
+
+/* Number of CUDA devices, asked in a child process so that this one stays
+ * free of CUDA (the workers are forked from it, and a CUDA context does
+ * not survive fork). 0 with the reason in `reason` when there are none. */
+static int probe_cuda(char *reason, size_t len)
+{
+    int fds[2];
+    snprintf(reason, len, "the device probe failed");
+    if (!cuda_backend_built()) return cuda_device_count(reason, len);
+    if (pipe(fds) != 0) return 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char msg[256] = "";
+        int n = cuda_device_count(msg, sizeof msg);
+        if (write(fds[1], &n, sizeof n) != (ssize_t)sizeof n || write(fds[1], msg, sizeof msg) < 0) _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    int n = 0, status = 0;
+    char msg[256] = "";
+    if (pid < 0 || read(fds[0], &n, sizeof n) != (ssize_t)sizeof n) n = 0;
+    else if (read(fds[0], msg, sizeof msg) > 0) snprintf(reason, len, "%.*s", (int)sizeof msg - 1, msg);
+    close(fds[0]);
+    if (pid > 0) waitpid(pid, &status, 0);
+    return n;
+}
 
 /* Runs every pending run of this shard that this process can claim.
  * Returns the exit code: 0, 1 (a run failed or the database failed) or
@@ -97,7 +138,16 @@ static int worker(const worker_args *w)
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);
     db_provenance prov;
-    provenance_collect(&prov, "cpu");
+    char gpu[256] = "";
+    if (w->cuda) {
+        /* here, not in the parent: a CUDA context does not survive fork */
+        if (ops_set_backend(OPS_CUDA) != 0) {
+            fprintf(stderr, "statebench run: --device cuda: cannot start the CUDA backend on device 0\n");
+            db_close(db);
+            return EXIT_RUNTIME;
+        }
+        cuda_device_describe(0, gpu, sizeof gpu);
+    }
     long long steps_total = 0;
     int mine = 0;
     for (int i = 0; i < w->exp->count; i++)
@@ -117,11 +167,14 @@ static int worker(const worker_args *w)
         run_label(s, label, sizeof label);
         char *json = spec_to_json(s);
         const task_def *t = task_get(s->task.task);
+        const int on_gpu = w->cuda == 2 || (w->cuda == 1 && run_on_cuda(s));
+        ops_set_backend(on_gpu ? OPS_CUDA : OPS_CPU);
+        provenance_collect(&prov, on_gpu ? "cuda" : "cpu");
         char mixers[128] = "";
         for (int j = 0, pos = 0; j < s->model.n_mixer && pos < (int)sizeof mixers; j++)
             pos += snprintf(mixers + pos, sizeof mixers - (size_t)pos, "%s%s", j ? "+" : "", mixer_name(s->model.mixer[j]));
         db_run_info info = {.hash = hash, .experiment = s->experiment, .task = t->name,
-                            .mixer = mixers, .config = json, .device = "cpu", .host = host,
+                            .mixer = mixers, .config = json, .device = on_gpu ? gpu : "cpu", .host = host,
                             .version = our_version(), .seed = s->seed,
                             .n_params = train_count_params(s), .provenance = &prov};
         int64_t run_id = 0;
@@ -189,8 +242,9 @@ int cmd_run(int argc, char **argv)
         {"db", required_argument, 0, 'd'},      {"jobs", required_argument, 0, 'j'},
         {"threads", required_argument, 0, 't'}, {"shard", required_argument, 0, 's'},
         {"device", required_argument, 0, 'D'},  {"dry-run", no_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *db_path = NULL, *device = "auto", *shard = NULL;
+        {"variant", required_argument, 0, 'V'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *db_path = NULL, *device = "auto", *shard = NULL, *variant = NULL;
     long jobs = 1, threads = 0, shard_index = 0, shard_count = 1;
     int dry_run = 0, c;
     optind = 1;
@@ -202,6 +256,7 @@ int cmd_run(int argc, char **argv)
         case 's': shard = optarg; break;
         case 'D': device = optarg; break;
         case 'n': dry_run = 1; break;
+        case 'V': variant = optarg; break;
         case 'h': fputs(run_usage, stdout); return EXIT_OK;
         default: fputs(run_usage, stderr); return EXIT_USAGE;
         }
@@ -221,26 +276,27 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "statebench run: --device: '%s' is not known; allowed: auto, cpu, cuda\n", device);
         return EXIT_USAGE;
     }
-    if (!strcmp(device, "cuda")) {
+    int use_cuda = 0;
+    if (strcmp(device, "cpu")) {
         char reason[256] = "";
-        if (cuda_device_count(reason, sizeof reason) == 0) {
+        use_cuda = probe_cuda(reason, sizeof reason) > 0 ? 1 + !strcmp(device, "cuda") : 0;
+        if (!use_cuda && !strcmp(device, "cuda")) {
             fprintf(stderr, "statebench run: --device cuda: no CUDA device (%s); use --device cpu or auto\n", reason);
             return EXIT_USAGE;
         }
-        fprintf(stderr, "statebench run: --device cuda: the CUDA training path is not built yet; "
-                        "use --device cpu or auto\n");
-        return EXIT_USAGE;
     }
 
     experiment exp;
     char err[1024];
-    if (config_load(argv[optind], &exp, stderr, err, sizeof err) != 0) {
+    if (config_load_variant(argv[optind], variant, &exp, stderr, err, sizeof err) != 0) {
         fprintf(stderr, "statebench run: %s\n", err);
         return EXIT_USAGE;
     }
     char *default_db = NULL;
     if (!db_path) {
-        if (asprintf(&default_db, "results/%s.db", exp.name) < 0) default_db = NULL;
+        char stem[512];
+        experiment_file_stem(&exp, stem, sizeof stem);
+        if (asprintf(&default_db, "results/%s.db", stem) < 0) default_db = NULL;
         db_path = default_db;
     }
     int rc = EXIT_OK;
@@ -279,7 +335,7 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    worker_args w = {.exp = &exp, .db_path = db_path, .shard_index = shard_index,
+    worker_args w = {.exp = &exp, .db_path = db_path, .shard_index = shard_index, .cuda = use_cuda,
                      .shard_count = shard_count, .live = jobs == 1 && isatty(STDERR_FILENO)};
     if (jobs == 1) {
         rc = worker(&w);

@@ -41,6 +41,8 @@ static const char slurm_usage[] =
     "  --local-dir DIR      node-local directory each task trains in, expanded on the\n"
     "                       node ('$TMPDIR' and the like work; default $TMPDIR, else /tmp)\n"
     "  --binary PATH        statebench on the nodes (default this binary)\n"
+    "  --variant NAME       run CONFIG's variant NAME (experiment NAME/VARIANT; the\n"
+    "                       default paths use <experiment>.<variant>)\n"
     "  -h, --help           this text\n";
 
 /* mkdir -p */
@@ -156,9 +158,11 @@ int cmd_slurm(int argc, char **argv)
         {"out", required_argument, 0, 'o'},           {"db-dir", required_argument, 0, 'd'},
         {"log-dir", required_argument, 0, 'l'},       {"db", required_argument, 0, 'f'},
         {"local-dir", required_argument, 0, 'L'},     {"binary", required_argument, 0, 'b'},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+        {"variant", required_argument, 0, 'V'},       {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     slurm_opts o = {0};
     const char *out = NULL, *db_dir = NULL, *log_dir = NULL, *final_db = NULL, *local_dir = NULL, *binary = NULL;
+    const char *variant = NULL;
     long cpus = 0;
     int c;
     optind = 1;
@@ -193,6 +197,10 @@ int cmd_slurm(int argc, char **argv)
         case 'f': final_db = optarg; break;
         case 'L': local_dir = optarg; break;
         case 'b': binary = optarg; break;
+        case 'V':
+            if (check_value("--variant", optarg, "_.-", "letters, digits, '_', '.', '-'")) return EXIT_USAGE;
+            variant = optarg;
+            break;
         case 'h': fputs(slurm_usage, stdout); return EXIT_OK;
         default: fputs(slurm_usage, stderr); return EXIT_USAGE;
         }
@@ -207,18 +215,19 @@ int cmd_slurm(int argc, char **argv)
     }
     experiment exp;
     char err[1024];
-    if (config_load(argv[optind], &exp, NULL, err, sizeof err) != 0) {
+    if (config_load_variant(argv[optind], variant, &exp, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "statebench slurm: %s\n", err);
         return EXIT_USAGE;
     }
     if (o.array > exp.count)
         fprintf(stderr, "statebench slurm: note: --array %ld is more than the %d runs of %s: %ld tasks get no run\n",
                 o.array, exp.count, exp.name, o.array - exp.count);
-    char *defaults[4] = {NULL, NULL, NULL, NULL};
-    if (!out && asprintf(&defaults[0], "slurm/%s.sbatch", exp.name) >= 0) out = defaults[0];
-    if (!db_dir && asprintf(&defaults[1], "slurm/%s/shards", exp.name) >= 0) db_dir = defaults[1];
-    if (!log_dir && asprintf(&defaults[2], "slurm/%s/logs", exp.name) >= 0) log_dir = defaults[2];
-    if (!final_db && asprintf(&defaults[3], "results/%s.db", exp.name) >= 0) final_db = defaults[3];
+    char *defaults[4] = {NULL, NULL, NULL, NULL}, stem[512];
+    experiment_file_stem(&exp, stem, sizeof stem);
+    if (!out && asprintf(&defaults[0], "slurm/%s.sbatch", stem) >= 0) out = defaults[0];
+    if (!db_dir && asprintf(&defaults[1], "slurm/%s/shards", stem) >= 0) db_dir = defaults[1];
+    if (!log_dir && asprintf(&defaults[2], "slurm/%s/logs", stem) >= 0) log_dir = defaults[2];
+    if (!final_db && asprintf(&defaults[3], "results/%s.db", stem) >= 0) final_db = defaults[3];
     char *paths[6] = {NULL}; /* config, db_dir, log_dir, final, binary, script */
     char *base = NULL, *merge_path = NULL, *submit_path = NULL;
     int rc = EXIT_RUNTIME;
@@ -271,7 +280,7 @@ int cmd_slurm(int argc, char **argv)
                "# Written by `statebench slurm`; submit with %s\n"
                "# (array, then the merge job after every task succeeded).\n",
             exp.name, exp.count, o.array, submit_path);
-    fprintf(f, "#SBATCH --job-name=sb-%s\n#SBATCH --array=0-%ld\n#SBATCH --output=%s/%%x_%%A_%%a.log\n", exp.name,
+    fprintf(f, "#SBATCH --job-name=sb-%s\n#SBATCH --array=0-%ld\n#SBATCH --output=%s/%%x_%%A_%%a.log\n", stem,
             o.array - 1, paths[2]);
     put_sbatch_common(f, &o);
     if (o.cpus) fprintf(f, "#SBATCH --cpus-per-task=%s\n", o.cpus);
@@ -282,6 +291,7 @@ int cmd_slurm(int argc, char **argv)
                "set -uo pipefail\n");
     fputs("SB=", f), put_quoted(f, paths[4]), fputs("\nCONFIG=", f), put_quoted(f, paths[0]);
     fputs("\nDB_DIR=", f), put_quoted(f, paths[1]);
+    fprintf(f, "\nVARIANT=%s", variant ? variant : ""); /* checked: a plain word */
     fprintf(f, "\nLOCAL_DIR=\"%s\"\nN=%ld\n", local_dir ? local_dir : "${TMPDIR:-/tmp}", o.array);
     fputs("I=${SLURM_ARRAY_TASK_ID:?not running as a SLURM array task}\n"
           "SHARD=shard_$I.db\n"
@@ -294,7 +304,7 @@ int cmd_slurm(int argc, char **argv)
           "  \"$SB\" merge \"$WORK/$SHARD\" \"$DB_DIR/$SHARD\" >/dev/null || exit 1  # resume\n"
           "fi\n"
           "echo \"shard $I/$N on $(hostname), ${SLURM_CPUS_PER_TASK:-1} threads, database $WORK/$SHARD\"\n"
-          "\"$SB\" run \"$CONFIG\" --shard \"$I/$N\" --db \"$WORK/$SHARD\" --threads \"${SLURM_CPUS_PER_TASK:-1}\" &\n"
+          "\"$SB\" run \"$CONFIG\" ${VARIANT:+--variant \"$VARIANT\"} --shard \"$I/$N\" --db \"$WORK/$SHARD\" --threads \"${SLURM_CPUS_PER_TASK:-1}\" &\n"
           "pid=$!\n"
           "trap 'kill -TERM $pid 2>/dev/null' TERM INT\n"
           "wait $pid; rc=$?\n"
@@ -331,10 +341,11 @@ int cmd_slurm(int argc, char **argv)
                "# submitted by %s after every array task succeeded.\n",
             o.array, exp.name, submit_path);
     fprintf(f, "#SBATCH --job-name=sb-%s-merge\n#SBATCH --output=%s/%%x_%%j.log\n#SBATCH --cpus-per-task=1\n",
-            exp.name, paths[2]);
+            stem, paths[2]);
     put_sbatch_common(f, &o);
     fputs("set -euo pipefail\nSB=", f), put_quoted(f, paths[4]), fputs("\nCONFIG=", f), put_quoted(f, paths[0]);
     fputs("\nDB_DIR=", f), put_quoted(f, paths[1]), fputs("\nFINAL=", f), put_quoted(f, paths[3]);
+    fprintf(f, "\nVARIANT=%s", variant ? variant : "");
     fprintf(f, "\nN=%ld\n", o.array);
     fputs("shards=()\n"
           "for ((i = 0; i < N; i++)); do\n"
@@ -342,7 +353,7 @@ int cmd_slurm(int argc, char **argv)
           "  shards+=(\"$DB_DIR/shard_$i.db\")\n"
           "done\n"
           "\"$SB\" merge \"$FINAL\" \"${shards[@]}\"\n"
-          "\"$SB\" status \"$FINAL\" --config \"$CONFIG\"\n",
+          "\"$SB\" status \"$FINAL\" --config \"$CONFIG\" ${VARIANT:+--variant \"$VARIANT\"}\n",
           f);
     if (close_script(f, merge_path)) goto done;
 

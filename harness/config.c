@@ -61,10 +61,12 @@ typedef struct {
     /* per run being resolved: where each option was set (NULL: default) */
     yaml_node_t **set_key, **set_value;
     long long runs_per_point;
+    const char *variant;      /* the variant asked for, or NULL */
+    yaml_node_t *variants;    /* the `variants:` mapping, or NULL */
 } loader;
 
 static const char *const top_keys[] = {"name", "description", "seeds", "task",
-                                       "model", "train", "eval", "sweep"};
+                                       "model", "train", "eval", "sweep", "variants"};
 #define N_TOP ((int)(sizeof top_keys / sizeof top_keys[0]))
 
 static void *xcalloc(size_t n, size_t size)
@@ -414,6 +416,212 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* ---- variants ---- */
+
+static axis_group *clone_groups(const axis_group *groups, int n)
+{
+    axis_group *copy = xcalloc((size_t)n, sizeof *copy);
+    for (int g = 0; g < n; g++) {
+        copy[g] = groups[g];
+        copy[g].keys = xcalloc((size_t)groups[g].n_keys, sizeof *copy[g].keys);
+        memcpy(copy[g].keys, groups[g].keys, (size_t)groups[g].n_keys * sizeof *copy[g].keys);
+    }
+    return copy;
+}
+
+static void free_groups(axis_group *groups, int n)
+{
+    for (int g = 0; g < n; g++) free(groups[g].keys);
+    free(groups);
+}
+
+static void axis_names(const loader *L, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (int g = 0; g < L->n_groups; g++)
+        for (int k = 0; k < L->groups[g].n_keys; k++)
+            appendf(out, outlen, "%ssweep.%s", out[0] ? ", " : "", L->groups[g].keys[k].opt->name);
+    if (!out[0]) appendf(out, outlen, "(the sweep has no axes)");
+}
+
+/* `sweep.AXIS: [values]`: new values for an axis the sweep already has. */
+static int override_axis(loader *L, const char *variant, yaml_node_t *k, yaml_node_t *v)
+{
+    const char *name = scalar(k) + strlen("sweep.");
+    const sb_option *o = option_find(name);
+    char axes[1000];
+    axis_names(L, axes, sizeof axes);
+    axis_key *a = NULL;
+    axis_group *group = NULL;
+    for (int g = 0; o && g < L->n_groups && !a; g++)
+        for (int i = 0; i < L->groups[g].n_keys; i++)
+            if (L->groups[g].keys[i].opt == o) {
+                a = &L->groups[g].keys[i];
+                group = &L->groups[g];
+            }
+    if (!a)
+        return fail(L, k, "variant %s: %s is not an axis of the sweep (a variant replaces the values of an axis, "
+                    "or the whole sweep with sweep: {...}); allowed: %s", variant, scalar(k), axes);
+    if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
+        return fail(L, v, "variant %s: %s needs a non-empty list of values, not %s; allowed: %s: [a, b]", variant,
+                    scalar(k), v->type == YAML_SEQUENCE_NODE ? "an empty list" : node_kind(v), scalar(k));
+    int len = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+    for (int i = 0; i < len; i++)
+        if (validate_node(L, o, node_at(L, v->data.sequence.items.start[i])) != 0) return -1;
+    a->key = k;
+    a->values = v;
+    if (group->n_keys == 1) group->len = len;
+    return 0;
+}
+
+/* `section.key: value`: replaces (or adds) the base setting of that option. */
+static int override_option(loader *L, const char *variant, yaml_node_t *k, yaml_node_t *v)
+{
+    const char *key = scalar(k);
+    const sb_option *o = strchr(key, '.') ? option_find(key) : NULL;
+    if (!o) {
+        char keys[1000];
+        all_keys(keys, sizeof keys);
+        const sb_option *near = strchr(key, '.') ? option_closest(key, NULL) : NULL;
+        if (!near && !strchr(key, '.')) {
+            char tmp[8];
+            near = option_lookup(key, tmp, sizeof tmp);
+        }
+        if (near)
+            return fail(L, k, "variant %s: unknown key '%s' (did you mean '%s'?); allowed: seeds, sweep, "
+                        "sweep.AXIS and the dotted keys %s", variant, key, near->name, keys);
+        return fail(L, k, "variant %s: unknown key '%s'; allowed: seeds, sweep, sweep.AXIS and the dotted keys %s",
+                    variant, key, keys);
+    }
+    if (find_axis(L, o))
+        return fail(L, k, "variant %s: %s is a sweep axis; allowed: sweep.%s: [values] to change its values",
+                    variant, key, key);
+    if (validate_node(L, o, v) != 0) return -1;
+    for (int i = 0; i < L->n_base; i++)
+        if (L->base[i].opt == o) {
+            L->base[i] = (setting){o, k, v};
+            return 0;
+        }
+    L->base[L->n_base++] = (setting){o, k, v};
+    return 0;
+}
+
+/* Applies one variant's keys, in the order written, to the loaded base. */
+static int apply_variant(loader *L, const char *variant, yaml_node_t *map)
+{
+    char where[160];
+    snprintf(where, sizeof where, "variant %s", variant);
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(L, map, "variant %s must be a mapping of overrides, not %s; allowed: {train.steps: 500, "
+                    "seeds: [0, 1], sweep.model.d_model: [32, 64], ...}", variant, node_kind(map));
+    if (check_mapping(L, map, where) != 0) return -1;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(L, p->key), *v = node_at(L, p->value);
+        const char *key = scalar(k);
+        int rc;
+        if (!strcmp(key, "seeds")) {
+            free(L->seeds);
+            L->seeds = NULL;
+            L->n_seeds = 0;
+            rc = load_seeds(L, v);
+        } else if (!strcmp(key, "sweep")) {
+            free_groups(L->groups, L->n_groups);
+            L->groups = NULL;
+            L->n_groups = 0;
+            rc = load_sweep(L, v);
+        } else if (!strncmp(key, "sweep.", 6)) {
+            rc = override_axis(L, variant, k, v);
+        } else if (!strcmp(key, "name") || !strcmp(key, "description") || !strcmp(key, "variants")) {
+            rc = fail(L, k, "variant %s: %s cannot be changed by a variant (the experiment is named NAME/%s); "
+                      "allowed: seeds, sweep, sweep.AXIS and dotted keys such as train.steps", variant, key, variant);
+        } else {
+            rc = override_option(L, variant, k, v);
+        }
+        if (rc != 0) return -1;
+    }
+    for (int g = 0; g < L->n_groups; g++)
+        for (int i = 1; i < L->groups[g].n_keys; i++) {
+            const axis_key *a = &L->groups[g].keys[i], *first = &L->groups[g].keys[0];
+            if (axis_len(a) != axis_len(first))
+                return fail(L, axis_len(a) > 0 ? a->key : first->key, "variant %s: zip group: %s has %d values "
+                            "but %s has %d; allowed: the same number of values for every axis of a zip group "
+                            "(override each of its axes)", variant, a->opt->name, axis_len(a), first->opt->name,
+                            axis_len(first));
+        }
+    for (int g = 0; g < L->n_groups; g++) L->groups[g].len = axis_len(&L->groups[g].keys[0]);
+    return 0;
+}
+
+/* Checks every variant against the base (so a bad key fails whichever
+ * variant runs) and applies the one asked for; the experiment of a variant
+ * is named NAME/VARIANT. */
+static int load_variants(loader *L)
+{
+    if (L->variants && L->variants->type != YAML_MAPPING_NODE)
+        return fail(L, L->variants, "variants must be a mapping of names to overrides, not %s; allowed: "
+                    "variants: {quick: {train.steps: 500, seeds: [0]}}", node_kind(L->variants));
+    if (L->variants && check_mapping(L, L->variants, "variants") != 0) return -1;
+    char names[600] = "";
+    yaml_node_pair_t *chosen_pair = NULL;
+    int n_pairs = L->variants ? (int)(L->variants->data.mapping.pairs.top - L->variants->data.mapping.pairs.start) : 0;
+    for (int i = 0; i < n_pairs; i++) {
+        yaml_node_t *k = node_at(L, L->variants->data.mapping.pairs.start[i].key);
+        if (!valid_name(scalar(k)))
+            return fail(L, k, "variant name '%s' is not a word; allowed: letters, digits, '-', '_', '.'", scalar(k));
+        appendf(names, sizeof names, "%s%s", names[0] ? ", " : "", scalar(k));
+        if (L->variant && !strcmp(scalar(k), L->variant)) chosen_pair = &L->variants->data.mapping.pairs.start[i];
+    }
+    /* each variant against the base: the others first, the chosen one (kept) last */
+    for (int pass = 0; pass < n_pairs + 1; pass++) {
+        yaml_node_pair_t *p = pass < n_pairs ? &L->variants->data.mapping.pairs.start[pass] : chosen_pair;
+        if (!p || (pass < n_pairs && p == chosen_pair)) continue;
+        const char *name = scalar(node_at(L, p->key));
+        int chosen = p == chosen_pair;
+        /* the base, restored after checking a variant that is not chosen */
+        setting *base = xcalloc((size_t)sb_option_count, sizeof *base);
+        memcpy(base, L->base, (size_t)L->n_base * sizeof *base);
+        int n_base = L->n_base, n_seeds = L->n_seeds, n_groups = L->n_groups;
+        uint64_t *seeds = L->seeds;
+        axis_group *groups = L->groups;
+        L->seeds = xcalloc((size_t)n_seeds, sizeof *L->seeds);
+        memcpy(L->seeds, seeds, (size_t)n_seeds * sizeof *seeds);
+        L->groups = clone_groups(groups, n_groups);
+        int rc = apply_variant(L, name, node_at(L, p->value));
+        if (rc == 0 && chosen) {
+            free(seeds);
+            free_groups(groups, n_groups);
+        } else {
+            free(L->seeds);
+            free_groups(L->groups, L->n_groups);
+            L->seeds = seeds;
+            L->n_seeds = n_seeds;
+            L->groups = groups;
+            L->n_groups = n_groups;
+            memcpy(L->base, base, (size_t)n_base * sizeof *base);
+            L->n_base = n_base;
+        }
+        free(base);
+        if (rc != 0) return -1;
+    }
+    if (L->variant && !chosen_pair) {
+        if (names[0])
+            snprintf(L->err, L->errlen, "%s: --variant %s: the config has no such variant; allowed: %s", L->path,
+                     L->variant, names);
+        else
+            snprintf(L->err, L->errlen, "%s: --variant %s: the config has no variants (no `variants:` key); "
+                     "allowed: leave out --variant", L->path, L->variant);
+        return -1;
+    }
+    if (L->variant) {
+        size_t len = strlen(L->name) + strlen(L->variant) + 2;
+        char *full = xcalloc(len, 1);
+        snprintf(full, len, "%s/%s", L->name, L->variant);
+        free(L->name);
+        L->name = full;
+    }
+    return 0;
+}
+
 static int load_root(loader *L)
 {
     yaml_node_t *root = L->root;
@@ -438,6 +646,8 @@ static int load_root(loader *L)
             rc = load_seeds(L, v);
         } else if (strcmp(key, "sweep") == 0) {
             rc = load_sweep(L, v);
+        } else if (strcmp(key, "variants") == 0) {
+            L->variants = v; /* applied once the base is loaded, whatever the order of the keys */
         } else if (!strcmp(key, "task") || !strcmp(key, "model") || !strcmp(key, "train") || !strcmp(key, "eval")) {
             if (strcmp(key, "task") == 0) L->task_key = k;
             rc = load_section(L, k, v);
@@ -462,6 +672,7 @@ static int load_root(loader *L)
         L->seeds = xcalloc(1, sizeof *L->seeds);
         L->n_seeds = 1;
     }
+    if (load_variants(L) != 0) return -1;
     int has_task = find_axis(L, option_find("task.name")) != NULL;
     for (int i = 0; i < L->n_base; i++) has_task |= L->base[i].opt->type == OPT_TASK;
     if (!has_task) {
@@ -810,8 +1021,21 @@ static void loader_free(loader *L)
 
 int config_load(const char *path, experiment *out, FILE *notices, char *err, size_t errlen)
 {
+    return config_load_variant(path, NULL, out, notices, err, errlen);
+}
+
+void experiment_file_stem(const experiment *e, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", e->name ? e->name : "");
+    for (char *p = out; *p; p++)
+        if (*p == '/') *p = '.';
+}
+
+int config_load_variant(const char *path, const char *variant, experiment *out, FILE *notices, char *err,
+                        size_t errlen)
+{
     memset(out, 0, sizeof *out);
-    loader L = {.path = path, .err = err, .errlen = errlen};
+    loader L = {.path = path, .err = err, .errlen = errlen, .variant = variant};
     if (errlen) err[0] = '\0';
     L.base = xcalloc((size_t)sb_option_count, sizeof *L.base);
     L.notes = xcalloc((size_t)sb_option_count, sizeof *L.notes);

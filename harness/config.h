@@ -18,6 +18,7 @@ typedef struct {
  *   description: TEXT          optional
  *   seeds: [0, 1, 2]           default [0]; distinct, 0..2^53-1
  *   task: {name: parity, ...}  model: {...}  train: {...}  eval: {...}
+ *   variants: {quick: {...}}    optional; see config_load_variant
  *   sweep:
  *     model.mixer: [deltanet, [deltanet, attention]]   one grid axis per key
  *     zip:                                             optional list of groups;
@@ -42,6 +43,22 @@ typedef struct {
  * runs)"), and one for runs merged as duplicates. */
 int config_load(const char *path, experiment *out, FILE *notices, char *err,
                 size_t errlen);
+
+/* Variants: a top-level mapping of named overrides of the base,
+ *   variants:
+ *     quick: {train.steps: 2000, seeds: [0, 1], sweep.model.d_model: [32, 64]}
+ * whose keys are `seeds`, `sweep` (a whole new sweep), `sweep.AXIS` (new
+ * values for an axis the sweep has; the axes of a zip group keep equal
+ * lengths) and dotted option keys (`train.steps`; not a sweep axis), applied
+ * in the order written. Every variant is checked whichever one is asked
+ * for. config_load_variant(path, "quick", ...) loads the base with that
+ * variant applied and names the experiment NAME/quick; variant NULL is
+ * config_load. An unknown variant is an error listing the config's variants. */
+int config_load_variant(const char *path, const char *variant, experiment *out, FILE *notices, char *err,
+                        size_t errlen);
+
+/* The experiment's name as one file name: NAME, or NAME.VARIANT for NAME/VARIANT. */
+void experiment_file_stem(const experiment *e, char *out, size_t outlen);
 void experiment_free(experiment *e);
 
 #endif

@@ -39,6 +39,11 @@ static const char *const schema_sql =
     " direction TEXT, tokens_per_s REAL, ms REAL, created_at TEXT);"
     "PRAGMA user_version = 1;";
 
+/* Named metrics of an eval row besides the columns of DESIGN.md (icll's
+ * plain token accuracy beside its dfa_acc token_acc); a row counts only
+ * beside the evals row of the same run, step and n. */
+#define EVAL_METRICS_COLUMNS "step INTEGER NOT NULL, n INTEGER NOT NULL, name TEXT NOT NULL, value REAL"
+
 /* Upgrades, applied in order to any older file (and to a fresh one after
  * schema_sql, so a created and an upgraded file are the same): migrations[i]
  * takes user_version i + 1 to i + 2. Each ends by setting user_version. */
@@ -56,6 +61,11 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN git_rev TEXT;"
     "ALTER TABLE runs ADD COLUMN deterministic INTEGER;"
     "PRAGMA user_version = 2;",
+    /* 2 -> 3: metrics of an eval row beyond its columns (db_eval_metric) */
+    "CREATE TABLE eval_metrics ("
+    " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, " EVAL_METRICS_COLUMNS ","
+    " UNIQUE (run_id, step, n, name));"
+    "PRAGMA user_version = 3;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == DB_SCHEMA_VERSION - 1,
                "one migration per schema version after the first");
@@ -70,6 +80,7 @@ struct sb_db {
     char err[512];
     sqlite3_stmt *find_run, *insert_run, *reclaim_run, *delete_evals, *delete_curves;
     sqlite3_stmt *insert_eval, *insert_curve, *finish_run, *insert_bench, *status_counts;
+    sqlite3_stmt *insert_eval_metric, *prune_eval_metrics;
 };
 
 /* Statements that write, prepared only for read-write connections. */
@@ -103,6 +114,11 @@ static const struct { size_t offset; int writes; const char *sql; } statements[]
      "INSERT INTO bench (mixer, config, device, n, batch, direction, tokens_per_s, ms, created_at)"
      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
     {offsetof(sb_db, status_counts), 0, "SELECT status, count(*) FROM runs GROUP BY status"},
+    {offsetof(sb_db, insert_eval_metric), 1,
+     "INSERT INTO eval_metrics (run_id, step, n, name, value) VALUES (?1, ?2, ?3, ?4, ?5)"},
+    {offsetof(sb_db, prune_eval_metrics), 1,
+     "DELETE FROM eval_metrics WHERE run_id = ?1 AND NOT EXISTS (SELECT 1 FROM evals e"
+     " WHERE e.run_id = ?1 AND e.step = eval_metrics.step AND e.n = eval_metrics.n)"},
 };
 #define N_STATEMENTS (sizeof statements / sizeof statements[0])
 
@@ -393,6 +409,12 @@ static sb_db *open_db(const char *path, int readonly, char *err, size_t errlen)
             snprintf(err, errlen, "%s: empty database (no statebench schema yet)", path);
             goto fail;
         }
+        /* a file older than v3 reads as if upgraded: no extra metrics */
+        static const char *const no_metrics =
+            "CREATE TEMP TABLE eval_metrics (run_id INTEGER NOT NULL, " EVAL_METRICS_COLUMNS ")";
+        if (db->version < 3 &&
+            exec_or_err(db->h, no_metrics, path, "cannot stand in for the eval_metrics table", err, errlen))
+            goto fail;
     } else {
         if (set_wal(db->h, path, err, errlen)) goto fail;
         if ((state == SCHEMA_EMPTY || db->version < DB_SCHEMA_VERSION) && create_schema(db->h, path, err, errlen))
@@ -570,9 +592,15 @@ int db_add_curves(sb_db *db, int64_t run_id, const db_curve_row *rows, int count
 
 int db_add_evals(sb_db *db, int64_t run_id, const db_eval_row *rows, int count)
 {
+    return db_add_evals_metrics(db, run_id, rows, count, NULL, 0);
+}
+
+int db_add_evals_metrics(sb_db *db, int64_t run_id, const db_eval_row *rows, int count,
+                         const db_eval_metric *metrics, int n_metrics)
+{
     const char *what = "write eval rows";
     if (check_writable(db, what)) return -1;
-    if (count <= 0) return 0;
+    if (count <= 0 && n_metrics <= 0) return 0;
     if (begin_immediate(db, what)) return -1;
     sqlite3_stmt *st = db->insert_eval;
     for (int i = 0; i < count; i++) {
@@ -590,7 +618,28 @@ int db_add_evals(sb_db *db, int64_t run_id, const db_eval_row *rows, int count)
             return -1;
         }
     }
+    st = db->insert_eval_metric;
+    for (int i = 0; i < n_metrics; i++) {
+        const db_eval_metric *m = &metrics[i];
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_int64(st, 2, m->step);
+        sqlite3_bind_int(st, 3, m->n);
+        bind_text_or_null(st, 4, m->name);
+        sqlite3_bind_double(st, 5, m->value);
+        if (step_done(db, st, what)) {
+            rollback(db);
+            return -1;
+        }
+    }
     return commit(db, what);
+}
+
+int db_prune_eval_metrics(sb_db *db, int64_t run_id)
+{
+    const char *what = "prune eval metrics";
+    if (check_writable(db, what)) return -1;
+    sqlite3_bind_int64(db->prune_eval_metrics, 1, run_id);
+    return step_done(db, db->prune_eval_metrics, what);
 }
 
 int db_finish_run(sb_db *db, int64_t run_id, const char *status, const char *error, double train_seconds,

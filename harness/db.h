@@ -9,21 +9,23 @@
 
 typedef struct sb_db sb_db;
 
-#define DB_SCHEMA_VERSION 2 /* PRAGMA user_version this build writes and reads */
+#define DB_SCHEMA_VERSION 3 /* PRAGMA user_version this build writes and reads */
 
 /* Opens (creating the file and schema if needed) the database at path.
  * Refuses a database whose user_version is newer than ours, and a file that
  * is not a statebench database (not SQLite, or another program's tables).
  * An older schema is upgraded in one transaction (v1 -> v2: the provenance
- * columns of runs); a failed upgrade leaves the file as it was.
+ * columns of runs; v2 -> v3: the eval_metrics table); a failed upgrade
+ * leaves the file as it was.
  * Sets WAL, synchronous=NORMAL, a 30 s busy timeout and foreign keys.
  * On failure returns NULL and writes the reason into err. */
 sb_db *db_open(const char *path, char *err, size_t errlen);
 /* Opens an existing database for reading only (plot, report, status, the
  * inputs of merge): never creates the file or the schema, never changes the
  * journal mode, never upgrades (an older schema is read as it is: its runs
- * lack the provenance columns). Refuses what db_open refuses and an empty
- * file. Write calls fail. */
+ * lack the provenance columns, and an empty temporary eval_metrics table
+ * stands in for the missing one). Refuses what db_open refuses and an
+ * empty file. Write calls fail. */
 sb_db *db_open_readonly(const char *path, char *err, size_t errlen);
 void db_close(sb_db *db);
 const char *db_errmsg(sb_db *db); /* last error, for messages */
@@ -62,6 +64,19 @@ typedef struct { int64_t step; int n; double token_acc, seq_acc, scaled_acc, los
 /* Appends rows in one transaction. Returns 0 or -1. */
 int db_add_curves(sb_db *db, int64_t run_id, const db_curve_row *rows, int count);
 int db_add_evals(sb_db *db, int64_t run_id, const db_eval_row *rows, int count);
+/* A named metric of the eval row (run, step, n) beyond the evals columns,
+ * in table eval_metrics (schema v3): plain_token_acc, the share of scored
+ * positions where argmax == y, for every task (it differs from token_acc
+ * where a task scores by its own rule, icll's dfa_acc). */
+typedef struct { int64_t step; int n; const char *name; double value; } db_eval_metric;
+/* Appends eval rows and their metrics in one transaction. Returns 0 or -1. */
+int db_add_evals_metrics(sb_db *db, int64_t run_id, const db_eval_row *rows, int count,
+                         const db_eval_metric *metrics, int n_metrics);
+/* Deletes the run's eval_metrics rows that have no evals row of the same
+ * step and n: after the claim of a rerun and the restore of a checkpoint
+ * (which carries evals rows only), the metrics of the restored rows stay and
+ * those of a killed attempt's later rows go. Returns 0 or -1. */
+int db_prune_eval_metrics(sb_db *db, int64_t run_id);
 /* Marks the run finished with status done|failed|diverged|interrupted
  * (anything else is an error, as is a run_id that does not exist). */
 int db_finish_run(sb_db *db, int64_t run_id, const char *status,

@@ -85,10 +85,12 @@ static const char *const runs_sql[2] = {
 
 /* Points of one run: ?1 run id, ?2 metric, ?3 ?4 length range, ?5 mixer,
  * ?6 config. The metric is chosen by a bound name, so no column name is
- * ever pasted. */
+ * ever pasted; a metric that is not a column of evals is the eval_metrics
+ * row of the same step and n (db.h), NULL (no point) where there is none. */
 static const char *const points_sql[2] = {
     "SELECT n, avg(CASE ?2 WHEN 'scaled_acc' THEN scaled_acc WHEN 'token_acc' THEN token_acc"
-    "  WHEN 'seq_acc' THEN seq_acc WHEN 'loss' THEN loss END) FROM evals"
+    "  WHEN 'seq_acc' THEN seq_acc WHEN 'loss' THEN loss ELSE (SELECT value FROM eval_metrics m"
+    "  WHERE m.run_id = evals.run_id AND m.step = evals.step AND m.n = evals.n AND m.name = ?2) END) FROM evals"
     " WHERE run_id = ?1 AND step = (SELECT max(step) FROM evals WHERE run_id = ?1) AND n BETWEEN ?3 AND ?4"
     " GROUP BY n ORDER BY n",
     "SELECT n, tokens_per_s FROM bench WHERE id IN (SELECT max(id) FROM bench"
@@ -104,7 +106,7 @@ static const char *const mixer_paths[2] = {"$.model.mixer", "$.mixer"};
 
 static const char *const value_sql = "SELECT json_type(?1, ?2), json_extract(?1, ?2)";
 
-static const char *const metrics[] = {"scaled_acc", "token_acc", "seq_acc", "loss"};
+static const char *const metrics[] = {"scaled_acc", "token_acc", "seq_acc", "loss", "plain_token_acc"};
 
 int groups_metric_valid(const char *metric)
 {
@@ -475,7 +477,7 @@ int groups_load(sb_db *db, const grp_filter *f, grp_set *out, char *err, size_t 
     memset(out, 0, sizeof *out);
     const char *metric = f->metric ? f->metric : "scaled_acc";
     if (!groups_metric_valid(metric)) {
-        snprintf(err, errlen, "metric '%s' is not known; allowed: scaled_acc, token_acc, seq_acc, loss", metric);
+        snprintf(err, errlen, "metric '%s' is not known; allowed: " GROUPS_METRICS, metric);
         return -1;
     }
     char *where = where_json(f->sel);

@@ -45,7 +45,7 @@ typedef struct {
     const char *task;
     int any_task;
     int all_status;         /* 0: only runs with status done */
-    const char *metric;     /* scaled_acc | token_acc | seq_acc | loss */
+    const char *metric;     /* scaled_acc | token_acc | seq_acc | loss | plain_token_acc */
     const grp_selection *sel; /* NULL: no --where / --by / --best-over / --range */
     const char *exclude[4]; /* JSON paths never used in automatic labels (a report's axes); NULL = none */
     const char *exclude_prefix; /* paths that start with it never used in automatic labels; NULL = none */
@@ -116,7 +116,11 @@ int groups_check_fields(sb_db *db, const grp_filter *f, const char *cmd);
  * message about an empty selection. */
 void groups_describe_where(const grp_selection *sel, char *out, size_t len);
 
-/* 1 when metric is one of scaled_acc, token_acc, seq_acc, loss. */
+/* The metrics --metric selects: the evals columns, and plain_token_acc
+ * (argmax == y; token_acc of tasks with their own scorer is theirs) from
+ * eval_metrics. */
+#define GROUPS_METRICS "scaled_acc, token_acc, seq_acc, loss, plain_token_acc"
+/* 1 when metric is one of GROUPS_METRICS. */
 int groups_metric_valid(const char *metric);
 /* 1 when smaller values of metric are better (loss). */
 int groups_lower_is_better(const char *metric);

@@ -94,13 +94,16 @@ const sb_option sb_options[] = {
              "set_disjoint: ids 4..V-1, default 2048"},
     {.name = "task.kv_pairs", .type = OPT_INT, .min = 1, .max = MAX_LEN / 2, .def = "8",
      .offset = F(task.kv_pairs), .tasks = "mqar",
-     .help = "key-value pairs N per example (needs 4N <= n)"},
+     .help = "key-value pairs N per example (needs 2N (num_passes + 1) <= n)"},
     {.name = "task.power_a", .type = OPT_FLOAT, .min = 0, .max = 10, .flags = OPT_MIN_OPEN,
      .def = "0.01", .offset = F(task.power_a), .tasks = "mqar",
      .help = "query gap g drawn with probability ~ (g+1)^(power_a-1)"},
     {.name = "task.random_fill", .type = OPT_BOOL, .def = "false",
      .offset = F(task.random_fill), .tasks = "mqar",
      .help = "fill the gaps with random ids instead of 0"},
+    {.name = "task.num_passes", .type = OPT_INT, .min = 1, .max = 256, .def = "1",
+     .offset = F(task.num_passes), .tasks = "mqar",
+     .help = "the pairs written this many times before the queries (JRT, Arora et al. 2024)"},
     {.name = "task.brackets", .type = OPT_BOOL, .def = "false",
      .offset = F(task.brackets), .tasks = "mod_arith",
      .help = "nested bracketed expressions (Deletang et al.) instead of a flat one"},
@@ -954,6 +957,59 @@ int options_check(const run_spec *s, const sb_option **blame, char *err, size_t 
 /* ---- help ---- */
 
 /* The three text columns of o's help row. */
+/* The default of a task option over every task it applies to: one value
+ * when they agree, else the most common one (the first on a tie) and the
+ * others with their tasks, e.g. "final (running: group_word dfa; find:
+ * set_disjoint)". */
+/* append without a format: copies what fits of text after out. */
+static void append_cut(char *out, size_t outlen, const char *text)
+{
+    size_t used = strlen(out), n = strlen(text);
+    if (used + 1 >= outlen) return;
+    if (n > outlen - used - 1) n = outlen - used - 1;
+    memcpy(out + used, text, n);
+    out[used + n] = '\0';
+}
+
+static void per_task_default(const sb_option *o, char *def, size_t dlen)
+{
+    enum { MAX_VALUES = 16 };
+    char values[MAX_VALUES][64], tasks[MAX_VALUES][160];
+    int counts[MAX_VALUES], n_values = 0;
+    for (int i = 0; i < task_registry_count; i++) {
+        const char *name = task_get(i)->name;
+        if (!has_word(o->tasks, name)) continue;
+        run_spec d;
+        spec_defaults(&d, i);
+        char v[64];
+        option_format(o, &d, v, sizeof v);
+        int k = 0;
+        while (k < n_values && strcmp(values[k], v) != 0) k++;
+        if (k == n_values) {
+            if (n_values == MAX_VALUES) continue;
+            snprintf(values[k], sizeof values[k], "%s", v);
+            tasks[k][0] = '\0';
+            counts[k] = 0;
+            n_values++;
+        }
+        if (counts[k]++) append_cut(tasks[k], sizeof tasks[k], " ");
+        append_cut(tasks[k], sizeof tasks[k], name);
+    }
+    int main_value = 0;
+    for (int k = 1; k < n_values; k++)
+        if (counts[k] > counts[main_value]) main_value = k;
+    snprintf(def, dlen, "%s", n_values ? values[main_value] : "-");
+    for (int k = 0, first = 1; k < n_values; k++) {
+        if (k == main_value) continue;
+        append_cut(def, dlen, first ? " (" : "; ");
+        append_cut(def, dlen, values[k]);
+        append_cut(def, dlen, ": ");
+        append_cut(def, dlen, tasks[k]);
+        first = 0;
+    }
+    if (n_values > 1) append_cut(def, dlen, ")");
+}
+
 static void help_row(const sb_option *o, const run_spec *d, int task, char *allowed, size_t alen,
                      char *def, size_t dlen)
 {
@@ -971,6 +1027,8 @@ static void help_row(const sb_option *o, const run_spec *d, int task, char *allo
         snprintf(def, dlen, "-");
     else if (!o->def && task < 0)
         snprintf(def, dlen, "per task");
+    else if (o->tasks && task < 0)
+        per_task_default(o, def, dlen);
     else
         option_format(o, d, def, dlen);
 }

@@ -51,6 +51,7 @@ typedef struct {
     int kv_pairs;      /* mqar N */
     double power_a;    /* mqar gap power law */
     int random_fill;   /* mqar: 0/1 */
+    int num_passes;    /* mqar: the pairs repeated this many times before the queries (JRT) */
     /* the full task suite (tasks/cycle_nav.c ... set_disjoint.c); mode, modulus,
      * alphabet and vocab above are shared with these tasks */
     int brackets;      /* mod_arith: 0/1 */

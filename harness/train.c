@@ -73,11 +73,12 @@ static double memory_limit(char *what, size_t len)
 /* Counts the right predictions over the scored positions of a (B,T) batch,
  * examples first..first+B-1 of split, and the examples whose every scored
  * position is right. Right: argmax == target, or the task's own rule when
- * it has a scorer (icll's dfa_acc), which gets the argmax of every position. */
+ * it has a scorer (icll's dfa_acc), which gets the argmax of every position.
+ * plain_correct (NULL: not counted) counts argmax == target whatever the task's rule. */
 static void score_batch(const task_def *task, const run_spec *s, int split, uint64_t first,
                         const int *x, const real *probs, const int *y, int B, int T, int V,
                         int64_t *correct, int64_t *scored, int64_t *seq_correct,
-                        int64_t *seq_scored)
+                        int64_t *seq_scored, int64_t *plain_correct)
 {
     int *pred = malloc((size_t)T * sizeof *pred);  /* (T) argmax per position */
     unsigned char *right = malloc((size_t)T);      /* (T) the task scorer's verdicts */
@@ -94,6 +95,7 @@ static void score_batch(const task_def *task, const run_spec *s, int split, uint
                 if (p[v] > p[best]) best = v;
             pred[t] = best;
             right[t] = best == yb[t];
+            if (plain_correct && yb[t] >= 0) *plain_correct += right[t];
         }
         if (task->score)
             task->score(&s->task, s->seed, split, first + (uint64_t)b, T, x + (size_t)b * T, yb, pred,
@@ -115,10 +117,12 @@ static void score_batch(const task_def *task, const run_spec *s, int split, uint
     free(right);
 }
 
+/* The metrics of the eval examples at length n; *plain_token_acc gets the
+ * share of scored positions where argmax == y (token_acc by the default rule). */
 static void evaluate_length(model *m, const task_def *t, const run_spec *s, int n,
-                            int *x, int *y, int vocab_out, eval_metrics *em)
+                            int *x, int *y, int vocab_out, eval_metrics *em, double *plain_token_acc)
 {
-    int64_t correct = 0, scored = 0, seq_correct = 0, seq_scored = 0;
+    int64_t correct = 0, scored = 0, seq_correct = 0, seq_scored = 0, plain_correct = 0;
     double loss_sum = 0;
     for (int first = 0; first < s->eval.count; first += s->eval.batch) {
         int B = s->eval.count - first < s->eval.batch ? s->eval.count - first : s->eval.batch;
@@ -127,8 +131,9 @@ static void evaluate_length(model *m, const task_def *t, const run_spec *s, int 
         double loss = model_forward(m, x, y, B, L, &count);
         loss_sum += loss * count;
         score_batch(t, s, SPLIT_EVAL, (uint64_t)first, x, model_probs(m), y, B, L, vocab_out, &correct,
-                    &scored, &seq_correct, &seq_scored);
+                    &scored, &seq_correct, &seq_scored, &plain_correct);
     }
+    *plain_token_acc = scored ? (double)plain_correct / (double)scored : 0;
     double chance = t->chance(&s->task);
     em->count = scored;
     em->token_acc = scored ? (double)correct / (double)scored : 0;
@@ -144,12 +149,16 @@ static int evaluate_grid(model *m, const task_def *t, const run_spec *s, int ste
                          progress *prog, int *db_failed)
 {
     db_eval_row rows[SB_MAX_EVAL];
+    db_eval_metric metrics[SB_MAX_EVAL];
     int reached = s->eval.target > 0;
     char line[1024];
     int pos = snprintf(line, sizeof line, "  eval step %d:", step);
     for (int i = 0; i < s->task.n_eval; i++) {
         eval_metrics em;
-        evaluate_length(m, t, s, s->task.eval_len[i], x, y, vocab_out, &em);
+        double plain;
+        evaluate_length(m, t, s, s->task.eval_len[i], x, y, vocab_out, &em, &plain);
+        metrics[i] = (db_eval_metric){.step = step, .n = s->task.eval_len[i], .name = "plain_token_acc",
+                                      .value = plain};
         rows[i] = (db_eval_row){.step = step, .n = s->task.eval_len[i], .token_acc = em.token_acc,
                                 .seq_acc = em.seq_acc, .scaled_acc = em.scaled_acc,
                                 .loss = em.loss, .count = em.count};
@@ -159,7 +168,7 @@ static int evaluate_grid(model *m, const task_def *t, const run_spec *s, int ste
                             s->task.eval_len[i], em.scaled_acc);
     }
     progress_log(prog, "%s (scaled accuracy)", line);
-    if (db_add_evals(db, run_id, rows, s->task.n_eval) != 0) *db_failed = 1;
+    if (db_add_evals_metrics(db, run_id, rows, s->task.n_eval, metrics, s->task.n_eval) != 0) *db_failed = 1;
     return reached;
 }
 
@@ -213,7 +222,12 @@ static int resume(const char *path, const char *hash, model *m, checkpoint_state
     }
     if (rc == CKPT_LOADED)
         progress_log(prog, "  resuming at step %lld from checkpoint %s", (long long)st->step, path);
-    return checkpoint_rows_restore(db, run_id, st, err, errlen);
+    if (checkpoint_rows_restore(db, run_id, st, err, errlen) != 0) return -1;
+    if (db_prune_eval_metrics(db, run_id) != 0) {
+        snprintf(err, errlen, "%s", db_errmsg(db));
+        return -1;
+    }
+    return 0;
 }
 
 void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run_outcome *out)
@@ -255,6 +269,8 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
         goto cleanup;
     }
     if (resume(ckpt, hash, m, &resumed, db, run_id, prog, out->error, sizeof out->error) != 0) goto cleanup;
+    char note[1024];
+    if (t->run_note && t->run_note(&s->task, note, sizeof note)) progress_log(prog, "  note: %s", note);
 
     int db_failed = 0, stopped_early = 0;
     double train_time = resumed.train_seconds;
@@ -274,7 +290,7 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
         }
         int64_t correct = 0, scored = 0, sc = 0, ss = 0;
         score_batch(t, s, SPLIT_TRAIN, (uint64_t)(step - 1) * (uint64_t)s->train.batch, x, model_probs(m), y,
-                    s->train.batch, L, cfg.vocab_out, &correct, &scored, &sc, &ss);
+                    s->train.batch, L, cfg.vocab_out, &correct, &scored, &sc, &ss, NULL);
         model_backward(m);
         double lr = lr_schedule(s->train.lr, s->train.warmup, s->train.steps, s->train.min_lr_ratio, step);
         double gnorm = model_adamw_step(m, lr, s->train.beta1, s->train.beta2, s->train.eps,

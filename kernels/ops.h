@@ -23,6 +23,27 @@ int ops_get_threads(void);
 /* "OpenBLAS 0.3.21 (openmp)" or similar; static string. */
 const char *ops_blas_info(void);
 
+/* ---- backends and their memory (kernels/dispatch.c) -------------------- */
+/* Every op below runs on one process-wide backend (jobs are processes):
+ * OPS_CPU, the default (kernels/cpu/), or OPS_CUDA (kernels/cuda/; float
+ * builds with nvcc only), and takes that backend's memory. An op with no
+ * CUDA version, called on OPS_CUDA, exits naming itself. */
+typedef enum { OPS_CPU, OPS_CUDA } ops_backend_kind;
+/* Returns 0, or -1 leaving the backend unchanged when b is not available
+ * here (CUDA not built in, no driver or no device: cuda_device_count in
+ * device.h says which). OPS_CUDA uses device 0. */
+int ops_set_backend(ops_backend_kind b);
+ops_backend_kind ops_get_backend(void);
+/* Backend memory: zeroed, 64-byte aligned; NULL when out of memory. */
+void *ops_alloc(size_t bytes);
+void ops_free(void *p);
+/* Copies host -> backend memory (the host buffer is free again on return)
+ * and backend -> host memory (waits for the ops queued before it). */
+void ops_upload(void *dst, const void *src, size_t bytes);
+void ops_download(void *dst, const void *src, size_t bytes);
+/* Waits until every op queued on the backend has finished (for timing). */
+void ops_sync(void);
+
 /* ---- dense ------------------------------------------------------------ */
 /* out (N,OC) = inp (N,C) @ weight(OC,C)^T + bias(OC); bias may be NULL. */
 void matmul_forward(real *out, const real *inp, const real *weight,

@@ -2,70 +2,50 @@
  * SiLU, q and k L2-normalised per head, beta = s(x W_beta^T) (2 s(.) when
  * eigen: signed), the delta-rule scan, per-head RMSNorm, output projection. */
 #include <math.h>
-#include "mixer.h"
+#include "mixer_qkv.h"
 
-enum { P_WQ, P_WK, P_WV, P_CONV_Q, P_CONV_K, P_CONV_V, P_WBETA, P_NORM_O, P_WO, P_COUNT };
+/* qkv_in's six entries (W_q, W_k, W_v, conv_q, conv_k, conv_v), then
+ * W_beta, then qkv_out's ungated two (norm_o.weight, W_o). */
+enum {
+    P_QKV_IN, P_WBETA = P_QKV_IN + QKV_IN_PARAMS, P_QKV_OUT,
+    P_COUNT = P_QKV_OUT + QKV_OUT_PARAMS(0)
+};
 
-/* Linear weights normal(0, 0.02), W_o rescaled for the residual stream;
- * conv filters as PyTorch's nn.Conv1d (fla's ShortConvolution):
- * uniform(-1/sqrt(4), 1/sqrt(4)), fan-in = the width 4. */
+/* Linear weights normal(0, 0.02), W_o rescaled for the residual stream,
+ * conv filters as fla's ShortConvolution (mixer_qkv.h). */
 static int deltanet_params(param_decl out[MIXER_MAX_PARAMS], const model_spec *spec, int d)
 {
-    const int V = d / spec->heads;
-    out[P_WQ] = (param_decl){"W_q", d, d, INIT_NORMAL, INIT_STD, 1};
-    out[P_WK] = (param_decl){"W_k", d, d, INIT_NORMAL, INIT_STD, 1};
-    out[P_WV] = (param_decl){"W_v", d, d, INIT_NORMAL, INIT_STD, 1};
-    out[P_CONV_Q] = (param_decl){"conv_q", d, 4, INIT_UNIFORM, 0.5, 0};
-    out[P_CONV_K] = (param_decl){"conv_k", d, 4, INIT_UNIFORM, 0.5, 0};
-    out[P_CONV_V] = (param_decl){"conv_v", d, 4, INIT_UNIFORM, 0.5, 0};
+    qkv_in_params(out + P_QKV_IN, d);
     out[P_WBETA] = (param_decl){"W_beta", spec->heads, d, INIT_NORMAL, INIT_STD, 1};
-    out[P_NORM_O] = (param_decl){"norm_o.weight", V, 1, INIT_ONES, 0, 0};
-    out[P_WO] = (param_decl){"W_o", d, d, INIT_NORMAL, init_std_residual(spec), 1};
+    qkv_out_params(out + P_QKV_OUT, spec, d, 0);
     return P_COUNT;
 }
 
-/* Each of q, k and v passes proj -> conv (pre-activation) -> SiLU; q and k
- * then -> L2 norm. */
 typedef struct {
-    real *proj[3], *conv_pre[3], *conv_out[3]; // (B,T,d) each, index 0 q, 1 k, 2 v
-    real *qn, *kn;             // (B,T,H,K) L2-normalised q, k
-    real *rnorm_q, *rnorm_k;   // (B,T,H)
+    qkv_in_cache in;           // q, k, v: projections, conv, L2 norm
     real *beta_pre, *beta;     // (B,T,H)
     real *states;              // scan_delta_cache_len
-    real *o;                   // (B,T,H,V) scan output
-    real *rstd_o;              // (B,T,H)
-    real *o_normed;            // (B,T,d)
+    qkv_out_cache out;         // scan output o, its norm
 } deltanet_cache;
 
 typedef struct {
-    real *d_normed, *d_o;      // (B,T,d)
+    qkv_out_work out;          // the gradient of o
     real *dqn, *dkn, *dv;      // (B,T,d) scan input gradients
     real *dbeta, *dbeta_pre;   // (B,T,H)
-    real *d_conv_out;          // (B,T,d), reused for q then k
-    real *d_proj;              // (B,T,d), reused for q, k, v
+    qkv_in_work in;
     real *scratch;             // scan_delta_scratch_len
 } deltanet_work;
 
 static size_t deltanet_cache_layout(deltanet_cache *c, real *base, const mixer_dims *m)
 {
     const int H = m->spec->heads, K = m->d / H;
-    const size_t n = (size_t)m->B * m->T * m->d, nh = (size_t)m->B * m->T * H;
+    const size_t nh = (size_t)m->B * m->T * H;
     carve_cursor cur = {base, 0};
-    for (int i = 0; i < 3; i++) {
-        c->proj[i] = carve(&cur, n);
-        c->conv_pre[i] = carve(&cur, n);
-        c->conv_out[i] = carve(&cur, n);
-    }
-    c->qn = carve(&cur, n);
-    c->kn = carve(&cur, n);
-    c->rnorm_q = carve(&cur, nh);
-    c->rnorm_k = carve(&cur, nh);
+    qkv_in_cache_layout(&c->in, &cur, m);
     c->beta_pre = carve(&cur, nh);
     c->beta = carve(&cur, nh);
     c->states = carve(&cur, scan_delta_cache_len(m->B, m->T, H, K, K));
-    c->o = carve(&cur, n);
-    c->rstd_o = carve(&cur, nh);
-    c->o_normed = carve(&cur, n);
+    qkv_out_cache_layout(&c->out, &cur, m, 0);
     return cur.used;
 }
 
@@ -74,15 +54,13 @@ static size_t deltanet_work_layout(deltanet_work *w, real *base, const mixer_dim
     const int H = m->spec->heads, K = m->d / H;
     const size_t n = (size_t)m->B * m->T * m->d, nh = (size_t)m->B * m->T * H;
     carve_cursor cur = {base, 0};
-    w->d_normed = carve(&cur, n);
-    w->d_o = carve(&cur, n);
+    qkv_out_work_layout(&w->out, &cur, m, 0);
     w->dqn = carve(&cur, n);
     w->dkn = carve(&cur, n);
     w->dv = carve(&cur, n);
     w->dbeta = carve(&cur, nh);
     w->dbeta_pre = carve(&cur, nh);
-    w->d_conv_out = carve(&cur, n);
-    w->d_proj = carve(&cur, n);
+    qkv_in_work_layout(&w->in, &cur, m);
     w->scratch = carve(&cur, scan_delta_scratch_len(m->B, m->T, H, K, K));
     return cur.used;
 }
@@ -112,18 +90,12 @@ static void deltanet_forward(real *out, real *cache, real *work, const real *inp
     const int N = B * T;
     deltanet_cache c;
     deltanet_cache_layout(&c, cache, m);
-    for (int i = 0; i < 3; i++) {
-        matmul_forward(c.proj[i], inp, w[P_WQ + i], NULL, N, d, d);
-        conv4_silu_forward(c.conv_out[i], c.conv_pre[i], c.proj[i], w[P_CONV_Q + i], B, T, d);
-    }
-    l2norm_forward(c.qn, c.rnorm_q, c.conv_out[0], N * H, K);
-    l2norm_forward(c.kn, c.rnorm_k, c.conv_out[1], N * H, K);
+    qkv_in_forward(&c.in, inp, w + P_QKV_IN, m);
     matmul_forward(c.beta_pre, inp, w[P_WBETA], NULL, N, d, H);
     act_forward(c.beta, c.beta_pre, (size_t)N * H, beta_act(m->spec));
-    scan_delta_forward(c.o, c.states, c.qn, c.kn, c.conv_out[2], c.beta, NULL, B, T, H, K,
-                       K, (real)(1 / sqrt((double)K)));
-    rmsnorm_forward(c.o_normed, c.rstd_o, c.o, w[P_NORM_O], N * H, K);
-    matmul_forward(out, c.o_normed, w[P_WO], NULL, N, d, d);
+    scan_delta_forward(c.out.o, c.states, c.in.qn, c.in.kn, c.in.conv_out[2], c.beta, NULL, B,
+                       T, H, K, K, (real)(1 / sqrt((double)K)));
+    qkv_out_forward(out, &c.out, inp, w + P_QKV_OUT, m, 0);
 }
 
 static void deltanet_backward(real *dinp, real *const *dw, real *work, const real *dout,
@@ -138,37 +110,19 @@ static void deltanet_backward(real *dinp, real *const *dw, real *work, const rea
     deltanet_cache_layout(&c, (real *)cache, m);
     deltanet_work_layout(&k, work, m);
 
-    zero_reals(k.d_normed, n);
-    matmul_backward(k.d_normed, dw[P_WO], NULL, dout, c.o_normed, w[P_WO], N, d, d);
-    zero_reals(k.d_o, n);
-    rmsnorm_backward(k.d_o, dw[P_NORM_O], k.d_normed, c.o, w[P_NORM_O], c.rstd_o, N * H, K);
-
+    qkv_out_backward(dinp, dw + P_QKV_OUT, &k.out, dout, &c.out, inp, w + P_QKV_OUT, m, 0);
     zero_reals(k.dqn, n);
     zero_reals(k.dkn, n);
     zero_reals(k.dv, n);
     zero_reals(k.dbeta, nh);
-    scan_delta_backward(k.dqn, k.dkn, k.dv, k.dbeta, NULL, k.scratch, k.d_o, c.states, c.qn,
-                        c.kn, c.conv_out[2], c.beta, NULL, B, T, H, K, K,
+    scan_delta_backward(k.dqn, k.dkn, k.dv, k.dbeta, NULL, k.scratch, k.out.d_o, c.states,
+                        c.in.qn, c.in.kn, c.in.conv_out[2], c.beta, NULL, B, T, H, K, K,
                         (real)(1 / sqrt((double)K)));
 
     zero_reals(k.dbeta_pre, nh);
     act_backward(k.dbeta_pre, k.dbeta, c.beta_pre, nh, beta_act(m->spec));
     matmul_backward(dinp, dw[P_WBETA], NULL, k.dbeta_pre, inp, w[P_WBETA], N, d, H);
-
-    const real *d_normed_in[2] = {k.dqn, k.dkn};
-    const real *rnorm[2] = {c.rnorm_q, c.rnorm_k};
-    for (int i = 0; i < 3; i++) {
-        const real *d_conv_out = k.dv;
-        if (i < 2) {
-            zero_reals(k.d_conv_out, n);
-            l2norm_backward(k.d_conv_out, d_normed_in[i], c.conv_out[i], rnorm[i], N * H, K);
-            d_conv_out = k.d_conv_out;
-        }
-        zero_reals(k.d_proj, n);
-        conv4_silu_backward(k.d_proj, dw[P_CONV_Q + i], d_conv_out, c.proj[i], c.conv_pre[i],
-                            w[P_CONV_Q + i], B, T, d);
-        matmul_backward(dinp, dw[P_WQ + i], NULL, k.d_proj, inp, w[P_WQ + i], N, d, d);
-    }
+    qkv_in_backward(dinp, dw + P_QKV_IN, &k.in, k.dqn, k.dkn, k.dv, &c.in, inp, w + P_QKV_IN, m);
 }
 
 const mixer_impl mixer_deltanet = {

@@ -4,22 +4,20 @@
  * a per-head RMSNorm. Head sizes K = V = d/H (fla widens V to 2K; we keep
  * the zoo's common width). */
 #include <math.h>
-#include "mixer.h"
+#include "mixer_qkv.h"
 
-enum { P_WQ, P_WK, P_WV, P_WG, P_NORM_O, P_WO, P_COUNT };
+/* W_q, W_k, W_v, then qkv_out's gated three (W_g, norm_o.weight, W_o). */
+enum { P_WQ, P_WK, P_WV, P_QKV_OUT, P_COUNT = P_QKV_OUT + QKV_OUT_PARAMS(1) };
 
 /* RoPE base, as attention's default and fla's RotaryEmbedding */
 #define RETNET_ROPE_THETA 10000.0
 
 static int retnet_params(param_decl out[MIXER_MAX_PARAMS], const model_spec *spec, int d)
 {
-    const int V = d / spec->heads;
     out[P_WQ] = (param_decl){"W_q", d, d, INIT_NORMAL, INIT_STD, 1};
     out[P_WK] = (param_decl){"W_k", d, d, INIT_NORMAL, INIT_STD, 1};
     out[P_WV] = (param_decl){"W_v", d, d, INIT_NORMAL, INIT_STD, 1};
-    out[P_WG] = (param_decl){"W_g", d, d, INIT_NORMAL, INIT_STD, 1};
-    out[P_NORM_O] = (param_decl){"norm_o.weight", V, 1, INIT_ONES, 0, 0};
-    out[P_WO] = (param_decl){"W_o", d, d, INIT_NORMAL, init_std_residual(spec), 1};
+    qkv_out_params(out + P_QKV_OUT, spec, d, 1);
     return P_COUNT;
 }
 
@@ -28,15 +26,11 @@ typedef struct {
     real *q, *k, *v;       // (B,T,H,K) rotated q, k; (B,T,H,V) values
     real *gamma;           // (B,T,H) the fixed decays, one row per token
     real *states;          // scan_delta_cache_len
-    real *o;               // (B,T,H,V) scan output
-    real *rstd_o;          // (B,T,H)
-    real *o_normed;        // (B,T,d)
-    real *g;               // (B,T,d) gate pre-activation W_g x
-    real *gated;           // (B,T,d) norm(o) * silu(g)
+    qkv_out_cache out;     // scan output o, its norm and gate
 } retnet_cache;
 
 typedef struct {
-    real *d_gated, *d_normed, *d_o, *dg; // (B,T,d)
+    qkv_out_work out;                    // the gradient of o
     real *dq, *dk, *dv;                  // (B,T,d) scan input gradients
     real *d_pre;                         // (B,T,d), reused for q, k
     real *scratch;                       // scan_delta_scratch_len
@@ -54,11 +48,7 @@ static size_t retnet_cache_layout(retnet_cache *c, real *base, const mixer_dims 
     c->v = carve(&cur, n);
     c->gamma = carve(&cur, nh);
     c->states = carve(&cur, scan_delta_cache_len(m->B, m->T, H, K, K));
-    c->o = carve(&cur, n);
-    c->rstd_o = carve(&cur, nh);
-    c->o_normed = carve(&cur, n);
-    c->g = carve(&cur, n);
-    c->gated = carve(&cur, n);
+    qkv_out_cache_layout(&c->out, &cur, m, 1);
     return cur.used;
 }
 
@@ -67,10 +57,7 @@ static size_t retnet_work_layout(retnet_work *w, real *base, const mixer_dims *m
     const int H = m->spec->heads, K = m->d / H;
     const size_t n = (size_t)m->B * m->T * m->d;
     carve_cursor cur = {base, 0};
-    w->d_gated = carve(&cur, n);
-    w->d_normed = carve(&cur, n);
-    w->d_o = carve(&cur, n);
-    w->dg = carve(&cur, n);
+    qkv_out_work_layout(&w->out, &cur, m, 1);
     w->dq = carve(&cur, n);
     w->dk = carve(&cur, n);
     w->dv = carve(&cur, n);
@@ -107,12 +94,9 @@ static void retnet_forward(real *out, real *cache, real *work, const real *inp,
     double gamma[H]; // (H) host constants
     for (int h = 0; h < H; h++) gamma[h] = 1 - ldexp(1.0, -5 - h);
     fill_rows(c.gamma, gamma, N, H);
-    scan_delta_forward(c.o, c.states, c.q, c.k, c.v, NULL, c.gamma, B, T, H, K, K,
+    scan_delta_forward(c.out.o, c.states, c.q, c.k, c.v, NULL, c.gamma, B, T, H, K, K,
                        (real)(1 / sqrt((double)K)));
-    rmsnorm_forward(c.o_normed, c.rstd_o, c.o, w[P_NORM_O], N * H, K);
-    matmul_forward(c.g, inp, w[P_WG], NULL, N, d, d);
-    silu_gate_forward(c.gated, c.o_normed, c.g, (size_t)N * d);
-    matmul_forward(out, c.gated, w[P_WO], NULL, N, d, d);
+    qkv_out_forward(out, &c.out, inp, w + P_QKV_OUT, m, 1);
 }
 
 static void retnet_backward(real *dinp, real *const *dw, real *work, const real *dout,
@@ -127,19 +111,12 @@ static void retnet_backward(real *dinp, real *const *dw, real *work, const real 
     retnet_cache_layout(&c, (real *)cache, m);
     retnet_work_layout(&k, work, m);
 
-    zero_reals(k.d_gated, n);
-    matmul_backward(k.d_gated, dw[P_WO], NULL, dout, c.gated, w[P_WO], N, d, d);
-    zero_reals(k.d_normed, n);
-    zero_reals(k.dg, n);
-    silu_gate_backward(k.d_normed, k.dg, k.d_gated, c.o_normed, c.g, n);
-    matmul_backward(dinp, dw[P_WG], NULL, k.dg, inp, w[P_WG], N, d, d);
-    zero_reals(k.d_o, n);
-    rmsnorm_backward(k.d_o, dw[P_NORM_O], k.d_normed, c.o, w[P_NORM_O], c.rstd_o, N * H, K);
+    qkv_out_backward(dinp, dw + P_QKV_OUT, &k.out, dout, &c.out, inp, w + P_QKV_OUT, m, 1);
 
     zero_reals(k.dq, n);
     zero_reals(k.dk, n);
     zero_reals(k.dv, n);
-    scan_delta_backward(k.dq, k.dk, k.dv, NULL, NULL, k.scratch, k.d_o, c.states, c.q, c.k,
+    scan_delta_backward(k.dq, k.dk, k.dv, NULL, NULL, k.scratch, k.out.d_o, c.states, c.q, c.k,
                         c.v, NULL, c.gamma, B, T, H, K, K, (real)(1 / sqrt((double)K)));
 
     matmul_backward(dinp, dw[P_WV], NULL, k.dv, inp, w[P_WV], N, d, d);

@@ -36,6 +36,7 @@ typedef struct {
 
 struct model {
     model_config cfg;
+    ops_backend_kind backend;       // the arenas' memory: the backend current at creation
     int d, hidden, layers;          // hidden = mlp_ratio * d (0 with mlp: none)
     size_t n_params;
     int n_tensors;
@@ -45,6 +46,17 @@ struct model {
     real *adam_m, *adam_v;          // (n_params) each, one allocation
     real *acts, *work;              // activation and activation-gradient arenas
     int *tokens, *targets;          // (max_batch, max_len): the last forward's inputs
+    int *host_targets;              // (max_batch, max_len) host staging of targets
+
+    /* A model on the GPU hands out host copies (model_params, model_grads,
+     * model_adam_m, model_adam_v): host_state holds params | grads | m | v,
+     * downloaded on the first such call; host_view says the copies are the
+     * newest (they may have been written), and the next forward, backward
+     * or optimiser step uploads them first. host_out holds logits | probs,
+     * downloaded on each call of model_logits / model_probs. Both NULL on
+     * the CPU, where the arenas are host memory. */
+    real *host_state, *host_out;
+    int host_view;
 
     const real *embed, *pos, *norm_f, *head; // (V_in,d), (max_len,d) or NULL, (d), (V_out,d)
     real *d_embed, *d_pos, *d_norm_f, *d_head;
@@ -91,6 +103,17 @@ int mixer_available(int mixer)
     return mixer >= 0 && mixer < MIXER__COUNT && mixer_impls[mixer] != NULL;
 }
 
+/* The mixers whose every op has a CUDA version (kernels/cuda/ops_cuda.h):
+ * on the CUDA backend, model creation refuses the others up front. */
+static const unsigned char mixer_cuda_ready[MIXER__COUNT] = {
+    [MIXER_LSTM] = 1, [MIXER_DELTANET] = 1, [MIXER_LINEAR_ATTN] = 1, [MIXER_ATTENTION] = 1,
+};
+
+int mixer_on_cuda(int mixer)
+{
+    return mixer_available(mixer) && mixer_cuda_ready[mixer];
+}
+
 static int layer_mixer(const model_spec *s, int layer)
 {
     return s->mixer[layer % s->n_mixer];
@@ -133,6 +156,11 @@ static int validate(const model_config *c, char *err, size_t errlen)
         }
         if (!mixer_impls[mx]) {
             snprintf(err, errlen, "model.mixer: %s is not implemented in this build", mixer_name(mx));
+            return -1;
+        }
+        if (ops_get_backend() == OPS_CUDA && !mixer_cuda_ready[mx]) {
+            snprintf(err, errlen, "model.mixer: %s has no CUDA implementation yet (on the GPU: lstm, "
+                     "deltanet, linear_attn, attention); run it with --device cpu", mixer_name(mx));
             return -1;
         }
         if (mx == MIXER_LSTM || mx == MIXER_ELMAN || mx == MIXER_GRU || mx == MIXER_MINGRU ||
@@ -335,13 +363,57 @@ size_t model_memory_estimate(const model_config *cfg)
 
 /* ---- create / free ------------------------------------------------------- */
 
-/* 64-byte aligned, zeroed: buffers must start finite (see zero_reals). */
+/* Backend memory, 64-byte aligned, zeroed: buffers must start finite (see
+ * zero_reals). */
 static real *alloc_reals(size_t n)
 {
-    const size_t bytes = (n * sizeof(real) + 63) / 64 * 64;
-    real *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes);
-    return p;
+    return ops_alloc(n * sizeof(real));
+}
+
+/* Host memory, zeroed, for a GPU model's host copies. */
+static real *alloc_host_reals(size_t n)
+{
+    return calloc(n ? n : 1, sizeof(real));
+}
+
+/* The model's arenas are its backend's memory: using it on another backend
+ * would hand device pointers to the CPU or the reverse. */
+static void check_backend(const model *m, const char *what)
+{
+    if (ops_get_backend() != m->backend) {
+        fprintf(stderr, "statebench: %s: the model was created on the %s backend, the current one is %s\n",
+                what, m->backend == OPS_CUDA ? "CUDA" : "CPU", ops_get_backend() == OPS_CUDA ? "CUDA" : "CPU");
+        exit(1);
+    }
+}
+
+/* A GPU model's host copies of params | grads | m | v: coherent on return
+ * and the newest copy until the next device_state call. */
+static real *host_state(model *m)
+{
+    if (!m->host_state) return NULL;
+    if (!m->host_view) {
+        check_backend(m, "reading the parameters");
+        const size_t n = m->n_params;
+        ops_download(m->host_state, m->params, n * sizeof(real));
+        ops_download(m->host_state + n, m->grads, n * sizeof(real));
+        ops_download(m->host_state + 2 * n, m->adam_m, 2 * n * sizeof(real));
+        m->host_view = 1;
+    }
+    return m->host_state;
+}
+
+/* Makes the device arenas the newest copy again (uploads what the host
+ * copies may have changed); every computing entry point calls it. */
+static void device_state(model *m)
+{
+    check_backend(m, "computing");
+    if (!m->host_view) return;
+    const size_t n = m->n_params;
+    ops_upload(m->params, m->host_state, n * sizeof(real));
+    ops_upload(m->grads, m->host_state + n, n * sizeof(real));
+    ops_upload(m->adam_m, m->host_state + 2 * n, 2 * n * sizeof(real));
+    m->host_view = 0;
 }
 
 /* Points p and g at tensor *i of the params and grads arenas; next tensor. */
@@ -386,6 +458,7 @@ model *model_create(const model_config *cfg, uint64_t seed, char *err, size_t er
     param_decl *init = NULL;
     if (!m) goto oom;
     m->cfg = *cfg;
+    m->backend = ops_get_backend();
     m->d = cfg->spec.d_model;
     m->layers = cfg->spec.layers;
     m->hidden = cfg->spec.mlp == MLP_NONE ? 0 : cfg->spec.mlp_ratio * m->d;
@@ -399,17 +472,26 @@ model *model_create(const model_config *cfg, uint64_t seed, char *err, size_t er
     m->adam_m = alloc_reals(2 * z.n_params);
     m->acts = alloc_reals(z.acts);
     m->work = alloc_reals(z.work);
-    m->tokens = calloc(tokens, sizeof *m->tokens);
-    m->targets = calloc(tokens, sizeof *m->targets);
+    m->tokens = ops_alloc(tokens * sizeof *m->tokens);
+    m->targets = ops_alloc(tokens * sizeof *m->targets);
+    m->host_targets = calloc(tokens, sizeof *m->host_targets);
+    if (m->backend == OPS_CUDA) {
+        m->host_state = alloc_host_reals(4 * z.n_params);
+        m->host_out = alloc_host_reals(2 * tokens * (size_t)cfg->vocab_out);
+    }
     if (!m->tensors || !init || !m->blocks || !m->params || !m->grads || !m->adam_m ||
-        !m->acts || !m->work || !m->tokens || !m->targets)
+        !m->acts || !m->work || !m->tokens || !m->targets || !m->host_targets ||
+        (m->backend == OPS_CUDA && (!m->host_state || !m->host_out)))
         goto oom;
     m->adam_v = m->adam_m + z.n_params;
 
+    /* initialised on the host, the same on every backend, then uploaded */
     size_t n_params;
     build_table(cfg, m->tensors, init, &n_params);
+    real *init_to = m->host_state ? m->host_state : m->params;
     for (int i = 0; i < m->n_tensors; i++)
-        init_param(m->params + m->tensors[i].offset, &init[i], rng_key(seed, m->tensors[i].name));
+        init_param(init_to + m->tensors[i].offset, &init[i], rng_key(seed, m->tensors[i].name));
+    if (m->host_state) ops_upload(m->params, m->host_state, z.n_params * sizeof(real));
     free(init);
     bind_params(m);
     layout_acts(m, m->blocks, m->acts);
@@ -428,26 +510,51 @@ oom:
 void model_free(model *m)
 {
     if (!m) return;
+    check_backend(m, "model_free");
     free(m->tensors);
     free(m->blocks);
-    free(m->params);
-    free(m->grads);
-    free(m->adam_m);
-    free(m->acts);
-    free(m->work);
-    free(m->tokens);
-    free(m->targets);
+    ops_free(m->params);
+    ops_free(m->grads);
+    ops_free(m->adam_m);
+    ops_free(m->acts);
+    ops_free(m->work);
+    ops_free(m->tokens);
+    ops_free(m->targets);
+    free(m->host_targets);
+    free(m->host_state);
+    free(m->host_out);
     free(m);
 }
 
 size_t model_num_params(const model *m) { return m->n_params; }
-real *model_params(model *m) { return m->params; }
-real *model_grads(model *m) { return m->grads; }
-real *model_adam_m(model *m) { return m->adam_m; }
-real *model_adam_v(model *m) { return m->adam_v; }
 int model_num_tensors(const model *m) { return m->n_tensors; }
-const real *model_logits(const model *m) { return m->logits; }
-const real *model_probs(const model *m) { return m->probs; }
+
+/* Host views: the arenas themselves on the CPU, coherent copies on the GPU. */
+real *model_params(model *m) { return m->host_state ? host_state(m) : m->params; }
+real *model_grads(model *m) { return m->host_state ? host_state(m) + m->n_params : m->grads; }
+real *model_adam_m(model *m) { return m->host_state ? host_state(m) + 2 * m->n_params : m->adam_m; }
+real *model_adam_v(model *m) { return m->host_state ? host_state(m) + 3 * m->n_params : m->adam_v; }
+
+/* The arenas in backend memory, for the optimiser's ops. */
+real *model_arena_params(model *m) { device_state(m); return m->params; }
+real *model_arena_grads(model *m) { device_state(m); return m->grads; }
+real *model_arena_adam_m(model *m) { device_state(m); return m->adam_m; }
+real *model_arena_adam_v(model *m) { device_state(m); return m->adam_v; }
+
+/* The last forward's (B,T,V_out) rows, downloaded on the GPU. */
+static const real *host_rows(const model *m, const real *rows, real *copy)
+{
+    if (!m->host_out) return rows;
+    check_backend(m, "reading the outputs");
+    ops_download(copy, rows, (size_t)m->B * m->T * m->cfg.vocab_out * sizeof(real));
+    return copy;
+}
+const real *model_logits(const model *m) { return host_rows(m, m->logits, m->host_out); }
+const real *model_probs(const model *m)
+{
+    const size_t max_rows = (size_t)m->cfg.max_batch * m->cfg.max_len;
+    return host_rows(m, m->probs, m->host_out ? m->host_out + max_rows * m->cfg.vocab_out : NULL);
+}
 
 const model_tensor *model_tensor_at(const model *m, int i)
 {
@@ -494,13 +601,15 @@ double model_forward(model *m, const int *x, const int *y, int B, int T, int *co
 {
     const int N = B * T, d = m->d, V = m->cfg.vocab_out;
     const mixer_dims dims = {&m->cfg.spec, d, B, T};
+    device_state(m);
     m->B = B;
     m->T = T;
-    memcpy(m->tokens, x, (size_t)N * sizeof *x);
-    if (y)
-        memcpy(m->targets, y, (size_t)N * sizeof *y);
-    else // inference: nothing scored (the probabilities still fill every row)
-        for (int i = 0; i < N; i++) m->targets[i] = -1;
+    ops_upload(m->tokens, x, (size_t)N * sizeof *x);
+    if (!y) { // inference: nothing scored (the probabilities still fill every row)
+        for (int i = 0; i < N; i++) m->host_targets[i] = -1;
+        y = m->host_targets;
+    }
+    ops_upload(m->targets, y, (size_t)N * sizeof *y);
 
     embedding_forward(m->embed_out, m->tokens, m->embed, m->pos, B, T, d);
     const real *res = m->embed_out;
@@ -519,13 +628,16 @@ double model_forward(model *m, const int *x, const int *y, int B, int T, int *co
     if (m->count == 0) return 0;
     // sum of the losses = losses (1,N) . ones (N)
     matmul_forward(m->loss_sum, m->losses, m->ones, NULL, 1, N, 1);
-    return (double)m->loss_sum[0] / m->count;
+    real loss_sum;
+    ops_download(&loss_sum, m->loss_sum, sizeof loss_sum);
+    return (double)loss_sum / m->count;
 }
 
 void model_backward(model *m)
 {
     const int B = m->B, T = m->T, N = B * T, d = m->d, V = m->cfg.vocab_out;
     const mixer_dims dims = {&m->cfg.spec, d, B, T};
+    device_state(m);
     zero_reals(m->grads, m->n_params);
     if (m->count == 0) return;
 

@@ -16,6 +16,10 @@ const char *mixer_name(int mixer);
 int mixer_find(const char *name); /* -1 if unknown */
 /* 1 when this build implements the mixer (configs may only name these). */
 int mixer_available(int mixer);
+/* 1 when the mixer also runs on the CUDA backend (every op it uses has a
+ * CUDA version); model_create refuses the others while OPS_CUDA is current.
+ * A model lives on the backend current when it is created. */
+int mixer_on_cuda(int mixer);
 
 typedef struct {
     model_spec spec;

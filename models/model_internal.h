@@ -4,8 +4,18 @@
 
 #include "model.h"
 
-/* AdamW moments, (num_params) each, same offsets as the params arena. */
+/* AdamW moments, (num_params) each, same offsets as the params arena.
+ * Host views, like model_params (model.c: a GPU model's are copies). */
 real *model_adam_m(model *m);
 real *model_adam_v(model *m);
+
+/* A model's arenas live in the memory of the backend current when it was
+ * created (ops_set_backend): device memory on OPS_CUDA. These give the
+ * arenas themselves (params, grads, moments), for ops; calling them makes
+ * the arenas the newest copy again after writes through the host views. */
+real *model_arena_params(model *m);
+real *model_arena_grads(model *m);
+real *model_arena_adam_m(model *m);
+real *model_arena_adam_v(model *m);
 
 #endif

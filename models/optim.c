@@ -10,8 +10,8 @@
 double model_adamw_step(model *m, double lr, double beta1, double beta2,
                         double eps, double weight_decay, double clip, int step)
 {
-    real *p = model_params(m), *g = model_grads(m);
-    real *mom = model_adam_m(m), *var = model_adam_v(m);
+    real *p = model_arena_params(m), *g = model_arena_grads(m);
+    real *mom = model_arena_adam_m(m), *var = model_arena_adam_v(m);
     const size_t n = model_num_params(m);
     const double norm = sqrt(sum_squares(g, n));
     if (!isfinite(norm)) return norm;

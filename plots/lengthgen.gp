@@ -8,6 +8,7 @@
 #   ngroups; labels[i], colors[i] ('#rrggbb'), dashes[i], points[i] for i = 1..ngroups
 #   train_lo, train_hi               training length range to shade (train_hi = 0: none)
 #   xmin, xmax                       x range (the eval lengths and up to two octaves of the training range)
+#   xlabel_text                      x label (default "sequence length n"; plot --x FIELD puts FIELD there)
 
 if (!exists("datafile") || !exists("outfile") || !exists("ngroups") || !exists("style")) {
     print "lengthgen.gp: set style, datafile, outfile, ngroups, labels, colors, dashes and points with -e (see the header)"
@@ -20,10 +21,11 @@ if (!exists("ymax")) ymax = 1.05
 if (!exists("chance")) chance = 1
 if (!exists("train_lo")) train_lo = 0
 if (!exists("train_hi")) train_hi = 0
+if (!exists("xlabel_text")) xlabel_text = "sequence length n"
 load style
 
 set title plot_title
-set xlabel "sequence length n"
+set xlabel xlabel_text noenhanced
 set ylabel ylabel_text noenhanced
 set logscale x 2
 set format x "%g"

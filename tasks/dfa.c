@@ -294,6 +294,63 @@ static int class_has_string(const dfa_table *d, int c, int n)
     return 0;
 }
 
+/* The lengths of the run (train range and eval grid) at which class c has
+ * no string, as "N lengths (a, b, ...)" into out; returns how many. One
+ * pass of reachability over the lengths 0..max: O(max * states * symbols). */
+static int lengths_without_class(const task_spec *p, const dfa_table *d, int c, char *out, size_t outlen)
+{
+    int max = p->train_max;
+    for (int i = 0; i < p->n_eval; i++)
+        if (p->eval_len[i] > max) max = p->eval_len[i];
+    unsigned char reach[DFA_MAX_STATES] = {1}, next[DFA_MAX_STATES];
+    int missing = 0, shown = 0;
+    size_t used = 0;
+    out[0] = '\0';
+    for (int n = 1; n <= max; n++) {
+        memset(next, 0, sizeof next);
+        for (int q = 0; q < d->states; q++)
+            if (reach[q])
+                for (int a = 0; a < d->symbols; a++) next[d->next[q][a]] = 1;
+        memcpy(reach, next, sizeof reach);
+        int used_here = n >= p->train_min && n <= p->train_max;
+        for (int i = 0; i < p->n_eval && !used_here; i++) used_here = p->eval_len[i] == n;
+        if (!used_here) continue;
+        int has = 0;
+        for (int q = 0; q < d->states && !has; q++) has = reach[q] && d->accept[q] == c;
+        if (has) continue;
+        missing++;
+        if (shown < 8 && used < outlen) {
+            used += (size_t)snprintf(out + used, outlen - used, "%s%d", shown ? ", " : "", n);
+            shown++;
+        }
+    }
+    if (missing > shown && used < outlen) snprintf(out + used, outlen - used, ", ...");
+    return missing;
+}
+
+/* mode final with balance: names the lengths where one class has no
+ * string, at which the examples are uniform strings (all of the other
+ * class) instead of balanced. */
+static int dfa_run_note(const task_spec *p, char *out, size_t outlen)
+{
+    dfa_table d;
+    char err[512];
+    if (p->mode != MODE_FINAL || !p->balance || language_dfa(p, &d, err, sizeof err) != 0) return 0;
+    size_t used = 0;
+    out[0] = '\0';
+    for (int c = 1; c >= 0; c--) {
+        char lengths[128];
+        int missing = lengths_without_class(p, &d, c, lengths, sizeof lengths);
+        if (!missing || used >= outlen) continue;
+        used += (size_t)snprintf(out + used, outlen - used,
+                                 "%sdfa: no string is %s at %d of the run's lengths (n = %s), so balance falls "
+                                 "back to uniform strings there (all %s)",
+                                 used ? "; " : "", c ? "accepted" : "rejected", missing, lengths,
+                                 c ? "rejected" : "accepted");
+    }
+    return used > 0;
+}
+
 /* Writes symbols (or labels) as digits, space-separated when a symbol can
  * take two characters. */
 static void print_symbols(FILE *out, const int *v, int n, int spaced)
@@ -352,4 +409,5 @@ const task_def task_dfa = {
     .generate = dfa_generate,
     .default_protocol = dfa_default_protocol,
     .print_text = dfa_print_text,
+    .run_note = dfa_run_note,
 };

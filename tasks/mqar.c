@@ -1,24 +1,31 @@
 /* mqar.c: multi-query associative recall (TASKS.md "mqar"; Arora et al.
- * 2023, Zoology): N key-value pairs, then each key queried once at a gap
- * drawn without replacement from a power law. */
+ * 2023, Zoology): N key-value pairs, written num_passes times ("Just read
+ * twice", Arora et al. 2024), then each key queried once at a gap drawn
+ * without replacement from a power law. */
 #include "task.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The context (the pairs, num_passes times) takes 2 N P tokens and the
+ * queries need N of the (n - 2 N P) / 2 gap slots: n >= 2 N (P + 1). */
 static int mqar_length_rule(const task_spec *p, int n, char *err, size_t errlen)
 {
-    if ((int64_t)n >= 4 * (int64_t)p->kv_pairs) return 0;
-    int fit = n / 4;
+    long long per_pair = 2 * ((long long)p->num_passes + 1);
+    if ((long long)n >= per_pair * p->kv_pairs) return 0;
+    char passes[64] = "", rule[64] = "4 * kv_pairs";
+    if (p->num_passes != 1) {
+        snprintf(passes, sizeof passes, " with num_passes = %d", p->num_passes);
+        snprintf(rule, sizeof rule, "2 * kv_pairs * (num_passes + 1)");
+    }
+    long long fit = n / per_pair;
     if (fit >= 1)
-        snprintf(err, errlen, "mqar: n = %d is too short for kv_pairs = %d: need n >= %lld "
-                 "(4 * kv_pairs), or kv_pairs <= %d at this n",
-                 n, p->kv_pairs, 4 * (long long)p->kv_pairs, fit);
+        snprintf(err, errlen, "mqar: n = %d is too short for kv_pairs = %d%s: need n >= %lld (%s), "
+                 "or kv_pairs <= %lld at this n", n, p->kv_pairs, passes, per_pair * p->kv_pairs, rule, fit);
     else
-        snprintf(err, errlen, "mqar: n = %d is too short for kv_pairs = %d: need n >= %lld "
-                 "(4 * kv_pairs); no kv_pairs fits below n = 4",
-                 n, p->kv_pairs, 4 * (long long)p->kv_pairs);
+        snprintf(err, errlen, "mqar: n = %d is too short for kv_pairs = %d%s: need n >= %lld (%s); "
+                 "no kv_pairs fits below n = %lld", n, p->kv_pairs, passes, per_pair * p->kv_pairs, rule, per_pair);
     return -1;
 }
 
@@ -37,6 +44,10 @@ static int mqar_validate(const task_spec *p, char *err, size_t errlen)
     }
     if (!isfinite(p->power_a)) {
         snprintf(err, errlen, "mqar: power_a = %g; need a finite number", p->power_a);
+        return -1;
+    }
+    if (p->num_passes < 1) {
+        snprintf(err, errlen, "mqar: num_passes = %d; need num_passes >= 1", p->num_passes);
         return -1;
     }
     if (p->random_fill != 0 && p->random_fill != 1) {
@@ -136,12 +147,15 @@ static void draw_gaps(task_rng *r, int n_gaps, int count, double power_a, arriva
     }
 }
 
-/* Random draws, in this order (part of the generator version): keys, values,
- * fillers (random_fill only), gaps. */
+/* x = the pairs k1 v1 ... kN vN, num_passes times in the same order (so
+ * the context is C = 2 N num_passes tokens), then zeros (or uniform ids)
+ * where key i reappears at C + 2 g_i with y = v_i there. Random draws, in
+ * this order (part of the generator version): keys, values, fillers
+ * (random_fill only), gaps; num_passes = 1 is the single-pass task. */
 static void mqar_generate(const task_spec *p, uint64_t seed, int split, int n, uint64_t index,
                           int *x, int *y)
 {
-    int N = p->kv_pairs, V = p->vocab;
+    int N = p->kv_pairs, V = p->vocab, context = 2 * p->kv_pairs * p->num_passes;
     size_t slots = 1;
     while (slots < 2 * (size_t)N) slots *= 2;
     int *table = malloc(slots * sizeof *table);
@@ -155,12 +169,13 @@ static void mqar_generate(const task_spec *p, uint64_t seed, int split, int n, u
     task_rng_init(&r, task_seed(seed, split, n, index, TASK_STREAM_EXAMPLE));
     draw_distinct(&r, 1, V / 2 - 1, N, x, 2, table, slots - 1);
     draw_distinct(&r, V / 2, V - V / 2, N, x + 1, 2, table, slots - 1);
-    for (int t = 2 * N; t < n; t++)
+    for (int t = 2 * N; t < context; t++) x[t] = x[t - 2 * N];
+    for (int t = context; t < n; t++)
         x[t] = p->random_fill ? (int)task_rng_below(&r, (uint64_t)V) : 0;
     for (int t = 0; t < n; t++) y[t] = -1;
-    draw_gaps(&r, (n - 2 * N) / 2, N, p->power_a, heap, gaps);
+    draw_gaps(&r, (n - context) / 2, N, p->power_a, heap, gaps);
     for (int i = 0; i < N; i++) {
-        int pos = 2 * N + 2 * gaps[i];
+        int pos = context + 2 * gaps[i];
         x[pos] = x[2 * i];
         y[pos] = x[2 * i + 1];
     }
@@ -182,11 +197,13 @@ static void mqar_default_protocol(task_spec *p)
     for (int i = 0; i < p->n_eval; i++) p->eval_len[i] = eval[i];
 }
 
-/* The pairs in order, then each query: position, key -> expected value. */
+/* The pairs in order (and how often they are written), then each query:
+ * position, key -> expected value. */
 static void mqar_print_text(FILE *out, const task_spec *p, int n, const int *x, const int *y)
 {
     fputs("pairs:  ", out);
     for (int i = 0; i < p->kv_pairs; i++) fprintf(out, " %d->%d", x[2 * i], x[2 * i + 1]);
+    fprintf(out, "\npasses:  %d (the pairs fill x[0..%d])", p->num_passes, 2 * p->kv_pairs * p->num_passes - 1);
     fputs("\nqueries:", out);
     for (int t = 0; t < n; t++)
         if (y[t] >= 0) fprintf(out, " @%d %d->%d", t, x[t], y[t]);

@@ -61,6 +61,11 @@ typedef struct task_def {
      * text: lines ending with a newline. NULL: nothing. */
     void (*print_extra)(FILE *out, const task_spec *p, uint64_t seed, int split, int n,
                         uint64_t index, int jsonl);
+    /* Optional: what a run's log should say once about the spec (dfa: the
+     * lengths where balance falls back to uniform strings). Writes one line
+     * without a newline into out and returns 1, or returns 0 when there is
+     * nothing to say. */
+    int (*run_note)(const task_spec *p, char *out, size_t outlen);
 } task_def;
 
 extern const task_def *const task_registry[];

@@ -97,7 +97,7 @@ Test(db, schema_version_pragmas_and_tables)
                "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master WHERE type IN ('table','index')"
                " AND name NOT LIKE 'sqlite%' ORDER BY name)",
                text, sizeof text);
-    cr_expect_str_eq(text, "bench,curves,curves_run,evals,evals_run,runs");
+    cr_expect_str_eq(text, "bench,curves,curves_run,eval_metrics,evals,evals_run,runs");
     query_text(db, "SELECT group_concat(name, ',') FROM pragma_table_info('runs')", text, sizeof text);
     cr_expect_str_eq(text,
                      "id,hash,experiment,task,mixer,seed,config,status,error,n_params,device,host,pid,version,"
@@ -384,10 +384,10 @@ Test(db, refuses_non_sqlite_and_newer_files)
     remove(db_path);
 
     sb_db *db = open_ok();
-    cr_assert_eq(sqlite3_exec(db_handle(db), "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(db_handle(db), "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
     db_close(db);
     cr_expect_null(db_open(db_path, err, sizeof err));
-    cr_expect(strstr(err, "newer statebench") && strstr(err, "schema version 3"), "message: %s", err);
+    cr_expect(strstr(err, "newer statebench") && strstr(err, "schema version 4"), "message: %s", err);
     cr_expect_null(db_open_readonly(db_path, err, sizeof err));
 }
 

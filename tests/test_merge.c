@@ -1,5 +1,5 @@
 /* test_merge.c: `statebench merge`: shards merge to the results of one
- * unsharded run, done beats unfinished, conflicting duplicates are reported
+ * unsharded run (eval_metrics rows included), done beats unfinished, conflicting duplicates are reported
  * and never silently dropped, bench rows, bad inputs merge nothing, and
  * `statebench status` on the result. */
 #include <criterion/criterion.h>
@@ -39,6 +39,9 @@ static const char sweep_config[] =
 #define EVALS_BY_HASH                                                                                          \
     "SELECT r.hash, e.step, e.n, e.token_acc, e.seq_acc, e.scaled_acc, e.loss, e.count FROM evals e"         \
     " JOIN runs r ON r.id = e.run_id ORDER BY r.hash, e.step, e.n"
+#define METRICS_BY_HASH                                                                                        \
+    "SELECT r.hash, m.step, m.n, m.name, m.value FROM eval_metrics m JOIN runs r ON r.id = m.run_id"          \
+    " ORDER BY r.hash, m.step, m.n, m.name"
 #define CURVES_BY_HASH                                                                                         \
     "SELECT r.hash, c.step, c.loss, c.acc, c.lr, c.grad_norm FROM curves c JOIN runs r ON r.id = c.run_id"    \
     " ORDER BY r.hash, c.step"
@@ -78,9 +81,20 @@ Test(merge, shards_merge_to_the_results_of_one_run, .timeout = 120)
     sql_digest(single, CURVES_BY_HASH, want);
     sql_digest(out, CURVES_BY_HASH, got);
     cr_expect_str_eq(got, want, "merged curves differ from the unsharded run's");
+    sql_digest(single, METRICS_BY_HASH, want);
+    sql_digest(out, METRICS_BY_HASH, got);
+    cr_expect_str_eq(got, want, "merged eval_metrics differ from the unsharded run's");
     long long evals = sql_int(out, "SELECT count(*) FROM evals"), curves = sql_int(out, "SELECT count(*) FROM curves");
+    long long metrics = sql_int(out, "SELECT count(*) FROM eval_metrics");
     cr_expect_eq(evals, sql_int(single, "SELECT count(*) FROM evals"));
     cr_expect_eq(curves, sql_int(single, "SELECT count(*) FROM curves"));
+    cr_expect_eq(metrics, sql_int(single, "SELECT count(*) FROM eval_metrics"));
+    cr_expect_eq(metrics, sql_int(s0, "SELECT count(*) FROM eval_metrics") +
+                              sql_int(s1, "SELECT count(*) FROM eval_metrics"));
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM evals e WHERE NOT EXISTS (SELECT 1 FROM eval_metrics m WHERE"
+                              " m.run_id = e.run_id AND m.step = e.step AND m.n = e.n AND m.name = 'plain_token_acc')"),
+                 0, "every merged eval row has its plain_token_acc beside it");
+    cr_expect_gt(metrics, 0);
     /* each done run's final weights came along, byte for byte */
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "test $(ls %s.weights | wc -l) = 4 && cd %s.weights && for f in *; do"
@@ -98,6 +112,7 @@ Test(merge, shards_merge_to_the_results_of_one_run, .timeout = 120)
     cr_expect_eq(sql_int(out, "SELECT count(*) FROM runs"), 4);
     cr_expect_eq(sql_int(out, "SELECT count(*) FROM evals"), evals);
     cr_expect_eq(sql_int(out, "SELECT count(*) FROM curves"), curves);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM eval_metrics"), metrics);
 
     /* a run on the merged database has nothing left to do */
     char log3[128];
@@ -110,8 +125,9 @@ Test(merge, shards_merge_to_the_results_of_one_run, .timeout = 120)
 }
 
 /* Writes one run into the database at path: claimed, with one eval row at
- * (step 10, n 16) holding token_acc and two curve rows, finished with
- * status (NULL leaves it running). Returns its id. */
+ * (step 10, n 16) holding token_acc, its plain_token_acc metric (token_acc +
+ * 0.125) and two curve rows, finished with status (NULL leaves it running).
+ * Returns its id. */
 static int64_t put_run(const char *path, const char *hash, const char *status, double token_acc)
 {
     char err[512];
@@ -128,12 +144,24 @@ static int64_t put_run(const char *path, const char *hash, const char *status, d
                      .loss = 0.5, .count = 16};
     db_curve_row c[2] = {{.step = 5, .loss = 0.7, .tokens_per_s = 1000 * token_acc},
                          {.step = 10, .loss = 0.6, .tokens_per_s = 2000 * token_acc}};
-    cr_assert_eq(db_add_evals(db, id, &e, 1), 0, "%s", db_errmsg(db));
+    db_eval_metric m = {.step = 10, .n = 16, .name = "plain_token_acc", .value = token_acc + 0.125};
+    cr_assert_eq(db_add_evals_metrics(db, id, &e, 1, &m, 1), 0, "%s", db_errmsg(db));
     cr_assert_eq(db_add_curves(db, id, c, 2), 0, "%s", db_errmsg(db));
     if (status) cr_assert_eq(db_finish_run(db, id, status, strcmp(status, "done") ? "boom" : NULL, 1, 10), 0);
     db_close(db);
     return id;
 }
+
+static void exec_sql(const char *path, const char *sql)
+{
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(path, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(h));
+    sqlite3_close(h);
+}
+
+#define METRICS_OF(hash)                                                                                       \
+    "SELECT count(*) FROM eval_metrics m JOIN runs r ON r.id = m.run_id WHERE r.hash = '" hash "'"
 
 Test(merge, done_beats_unfinished_and_running_arrives_interrupted)
 {
@@ -161,6 +189,9 @@ Test(merge, done_beats_unfinished_and_running_arrives_interrupted)
     snprintf(like, sizeof like, "SELECT error LIKE '%%was running in %s%%' FROM runs WHERE hash = 'h2'", a);
     cr_expect_eq(sql_int(out, like), 1);
     cr_expect_eq(sql_int(out, "SELECT count(*) FROM evals"), 3);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM eval_metrics"), 3, "one metric row beside each eval row");
+    cr_expect_eq(sql_int(out, "SELECT m.value = 0.875 FROM eval_metrics m JOIN runs r ON r.id = m.run_id"
+                              " WHERE r.hash = 'h1'"), 1, "the done run's metric, not the failed one's");
     cr_expect_eq(sql_int(out, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 
     /* the other order: the done run stays, the failed one is kept out */
@@ -252,6 +283,58 @@ Test(merge, conflicting_duplicates_are_reported_and_the_first_kept)
     cr_expect(strstr(text, before) != NULL, "%s", text);
     free(text);
     cr_expect_eq(sql_int(out, "SELECT e.token_acc = 0.5 FROM evals e JOIN runs r ON r.id = e.run_id WHERE r.hash = 'h1'"), 1);
+}
+
+Test(merge, a_replacement_replaces_the_metric_rows)
+{
+    char a[128], b[128], out[128], log[128];
+    path_in(a, sizeof a, "a.db");
+    path_in(b, sizeof b, "b.db");
+    path_in(out, sizeof out, "out.db");
+    path_in(log, sizeof log, "log.txt");
+    put_run(a, "filler", "done", 0.25); /* so ids differ between the files */
+    put_run(a, "h1", "interrupted", 0.5);
+    /* the killed attempt also wrote a metric the rerun does not */
+    exec_sql(a, "INSERT INTO eval_metrics SELECT id, 10, 16, 'extra', 1.5 FROM runs WHERE hash = 'h1'");
+    put_run(b, "h1", "done", 0.75);
+
+    cr_assert_eq(merge(log, out, a, NULL, NULL), 0, "see %s", log);
+    cr_expect_eq(sql_int(out, METRICS_OF("h1")), 2, "the unfinished run arrives with its metric rows");
+    cr_expect_eq(sql_int(out, METRICS_OF("filler")), 1);
+    cr_assert_eq(merge(log, out, b, NULL, NULL), 0, "see %s", log);
+    char *text = read_text(log);
+    cr_expect(strstr(text, "1 replaced (done beats unfinished)") != NULL, "%s", text);
+    free(text);
+    cr_expect_eq(sql_int(out, METRICS_OF("h1")), 1, "the replaced attempt's metric rows are gone");
+    cr_expect_eq(sql_int(out, "SELECT m.name = 'plain_token_acc' AND m.value = 0.875 FROM eval_metrics m"
+                              " JOIN runs r ON r.id = m.run_id WHERE r.hash = 'h1'"), 1);
+    cr_expect_eq(sql_int(out, METRICS_OF("filler")), 1, "other runs keep theirs");
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM eval_metrics m WHERE NOT EXISTS (SELECT 1 FROM evals e WHERE"
+                              " e.run_id = m.run_id AND e.step = m.step AND e.n = m.n)"), 0);
+}
+
+Test(merge, metric_differences_are_conflicts)
+{
+    char a[128], b[128], c[128], out[128], log[128];
+    path_in(a, sizeof a, "a.db");
+    path_in(b, sizeof b, "b.db");
+    path_in(c, sizeof c, "c.db");
+    path_in(out, sizeof out, "out.db");
+    path_in(log, sizeof log, "log.txt");
+    put_run(a, "h1", "done", 0.5);
+    put_run(b, "h1", "done", 0.5); /* equal evals and curves, another metric value */
+    exec_sql(b, "UPDATE eval_metrics SET value = 0.75");
+    put_run(c, "h1", "done", 0.5); /* one metric row more */
+    exec_sql(c, "INSERT INTO eval_metrics VALUES (1, 10, 16, 'zzz', 0)");
+
+    cr_expect_eq(merge(log, out, a, b, c), 1, "conflicts exit 1");
+    char *text = read_text(log);
+    cr_expect(strstr(text, "eval_metrics row 1 (step 10): value 0.625 vs 0.75") != NULL, "%s", text);
+    cr_expect(strstr(text, "eval_metrics: one has more rows than the other (from row 2 on)") != NULL, "%s", text);
+    cr_expect(strstr(text, "0 identical duplicates, 1 conflicts") != NULL, "%s", text);
+    free(text);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM eval_metrics"), 1, "the first copy kept, alone");
+    cr_expect_eq(sql_int(out, "SELECT value = 0.625 FROM eval_metrics"), 1);
 }
 
 Test(merge, timing_differences_are_not_conflicts_and_bench_rows_copy_once)
@@ -357,6 +440,7 @@ Test(merge, schema_v1_inputs_are_read_and_upgraded_files_keep_their_rows)
     cr_expect_eq(sql_int(out, "SELECT count(*) FROM runs WHERE hash = 'old1' AND status = 'done' AND seed = 3"
                               " AND cpu_model IS NULL AND deterministic IS NULL"), 1);
     cr_expect_eq(sql_int(out, "SELECT count(*) FROM evals WHERE token_acc = 0.5"), 1);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM eval_metrics"), 0, "an old input has no metric rows");
 
     /* opening the old file read-write upgrades it in place, rows kept */
     char err[512];
@@ -375,6 +459,47 @@ Test(merge, schema_v1_inputs_are_read_and_upgraded_files_keep_their_rows)
     cr_assert_not_null(db, "%s", err);
     db_close(db);
     cr_expect_eq(sql_int(old, "SELECT count(*) FROM pragma_table_info('runs')"), 29);
+}
+
+Test(merge, inputs_older_than_v3_merge_beside_inputs_with_metric_rows)
+{
+    char v1[128], v2[128], now[128], out[128], log[128];
+    path_in(v1, sizeof v1, "v1.db");
+    path_in(v2, sizeof v2, "v2.db");
+    path_in(now, sizeof now, "now.db");
+    path_in(out, sizeof out, "out.db");
+    path_in(log, sizeof log, "log.txt");
+    exec_sql(v1, schema_v1);
+    /* a v2 file: today's schema without the eval_metrics table */
+    put_run(v2, "h2", "done", 0.25);
+    exec_sql(v2, "DROP TABLE eval_metrics; PRAGMA user_version = 2");
+    put_run(now, "h3", "done", 0.5);
+    put_run(now, "h4", "failed", 0.5);
+
+    cr_assert_eq(merge(log, out, now, v1, v2), 0, "see %s", log);
+    char *text = read_text(log);
+    cr_expect(strstr(text, "3 inputs merged: 4 runs added") != NULL, "%s", text);
+    free(text);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM runs"), 4);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM evals"), 4);
+    cr_expect_eq(sql_int(out, METRICS_OF("old1")), 0);
+    cr_expect_eq(sql_int(out, METRICS_OF("h2")), 0);
+    cr_expect_eq(sql_int(out, METRICS_OF("h3")), 1);
+    cr_expect_eq(sql_int(out, METRICS_OF("h4")), 1);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM eval_metrics WHERE value = 0.625"), 2);
+    /* the inputs are only read: no eval_metrics table appears in them */
+    cr_expect_eq(sql_int(v2, "PRAGMA user_version"), 2);
+    cr_expect_eq(sql_int(v2, "SELECT count(*) FROM sqlite_master WHERE name = 'eval_metrics'"), 0);
+    cr_expect_eq(sql_int(v1, "SELECT count(*) FROM sqlite_master WHERE name = 'eval_metrics'"), 0);
+
+    /* an old input merged into a file holding metric rows: they stay */
+    char again[128];
+    path_in(again, sizeof again, "v2_again.db");
+    put_run(again, "h4", "done", 0.75);
+    exec_sql(again, "DROP TABLE eval_metrics; PRAGMA user_version = 2");
+    cr_assert_eq(merge(log, out, again, NULL, NULL), 0, "see %s", log);
+    cr_expect_eq(sql_int(out, METRICS_OF("h4")), 0, "the replaced failed run's metric row went with it");
+    cr_expect_eq(sql_int(out, METRICS_OF("h3")), 1);
 }
 
 Test(merge, status_lists_unfinished_runs_with_their_messages)

@@ -794,6 +794,53 @@ Test(plot, lengthgen_best_over_by_and_where_select_the_right_rows)
     captured_free(&c);
 }
 
+/* --x FIELD: one point per run at (its FIELD, its mean over the eval lengths
+ * in --range), then summarised per group like lengthgen; no training band. */
+Test(plot, lengthgen_against_a_config_field)
+{
+    make_zoo_db();
+    char out_dir[160];
+    snprintf(out_dir, sizeof out_dir, "%s/figs", tmp_dir);
+    captured c = run_cmd(cmd_plot, (const char *[]){"plot", db_path, "--out", out_dir, "--x", "model.d_model",
+                                                    "--best-over", "train.lr", NULL});
+    cr_assert_eq(c.rc, 0, "stderr: %s", c.err);
+    char *text = read_out(out_dir, "zoo_mqar_vs_d_model.dat");
+    /* attention: lr 0.001 runs average (0.875+0.25)/2 and (0.625+0.25)/2, lr 0.01 ones 0.625 and 0.375: a tie, the first lr */
+    expect_rows(text, "attention", "64 0.5 0.4375 0.5625 2 0.001\n\n\n");
+    expect_rows(text, "mamba", "64 0.25 0.25 0.25 1 0.001\n\n\n");
+    cr_expect(strstr(text, "train_hi=0") != NULL, "no training band: %s", text);
+    cr_expect(strstr(text, "xlabel_text='\\''model.d_model'\\''") != NULL, "x label: %s", text);
+    free(text);
+    captured_free(&c);
+
+    c = run_cmd(cmd_plot, (const char *[]){"plot", db_path, "--out", out_dir, "--x", "model.d_model", "--best-over",
+                                           "train.lr", "--range", "64:64", NULL});
+    cr_assert_eq(c.rc, 0, "stderr: %s", c.err);
+    text = read_out(out_dir, "zoo_mqar_vs_d_model.dat");
+    expect_rows(text, "attention", "64 0.75 0.625 0.875 2 0.001\n\n\n");
+    free(text);
+    captured_free(&c);
+
+    make_db(); /* layers 2 in the parity runs; the mod_count run has none and is left out */
+    c = run_cmd(cmd_plot, (const char *[]){"plot", db_path, "--out", out_dir, "--x", "model.layers", NULL});
+    cr_assert_eq(c.rc, 0, "stderr: %s", c.err);
+    text = read_out(out_dir, "parity-eigen_parity_vs_layers.dat");
+    expect_rows(text, "deltanet eigen=signed", "2 0.6 0.5 0.7 2\n\n\n");
+    expect_rows(text, "mamba", "2 0.467 0.467 0.467 1\n\n\n");
+    free(text);
+    cr_expect(strstr(c.err, "count-mod3 / mod_count: no rows to draw") != NULL, "stderr: %s", c.err);
+    captured_free(&c);
+
+    c = run_cmd(cmd_plot, (const char *[]){"plot", db_path, "--out", out_dir, "--x", "model.heads", NULL});
+    cr_expect_eq(c.rc, 2);
+    cr_expect(strstr(c.err, "--x: no selected run has the config field 'model.heads'") != NULL, "%s", c.err);
+    captured_free(&c);
+    c = run_cmd(cmd_plot, (const char *[]){"plot", db_path, "--kind", "heatmap", "--x", "model.layers", NULL});
+    cr_expect_eq(c.rc, 2);
+    cr_expect(strstr(c.err, "--x: applies to --kind lengthgen only") != NULL, "%s", c.err);
+    captured_free(&c);
+}
+
 Test(plot, heatmap_tasks_by_architecture_with_missing_cells)
 {
     make_suite_db();

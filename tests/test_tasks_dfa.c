@@ -323,3 +323,79 @@ Test(tasks_dfa, text_shows_the_language)
               c.out);
     tt_captured_free(&c);
 }
+
+/* ---- the run's note on the balance fallback ---- */
+
+/* The note dfa's run_note should give, built here by enumerating every
+ * string of every length of the run with in_language. */
+static void expected_note(int language, const task_spec *p, char *out, size_t outlen)
+{
+    int max = p->train_max;
+    for (int i = 0; i < p->n_eval; i++) max = p->eval_len[i] > max ? p->eval_len[i] : max;
+    char lists[2][128] = {"", ""};
+    int missing[2] = {0, 0};
+    int s[20];
+    for (int n = 1; n <= max; n++) {
+        int used = n >= p->train_min && n <= p->train_max;
+        for (int i = 0; i < p->n_eval; i++) used |= p->eval_len[i] == n;
+        if (!used) continue;
+        int has[2] = {0, 0};
+        for (long code = 0; code < (1L << n); code++) {
+            for (int k = 0; k < n; k++) s[k] = (int)(code >> (n - 1 - k)) & 1;
+            has[in_language(language, s, n)] = 1;
+        }
+        for (int c = 0; c < 2; c++) {
+            if (has[c]) continue;
+            if (missing[c] < 8) {
+                size_t len = strlen(lists[c]);
+                snprintf(lists[c] + len, sizeof lists[c] - len, "%s%d", missing[c] ? ", " : "", n);
+            } else if (missing[c] == 8) {
+                strcat(lists[c], ", ...");
+            }
+            missing[c]++;
+        }
+    }
+    out[0] = '\0';
+    for (int c = 1; c >= 0; c--) {
+        if (!missing[c]) continue;
+        size_t len = strlen(out);
+        snprintf(out + len, outlen - len,
+                 "%sdfa: no string is %s at %d of the run's lengths (n = %s), so balance falls back to uniform "
+                 "strings there (all %s)",
+                 len ? "; " : "", c ? "accepted" : "rejected", missing[c], lists[c], c ? "rejected" : "accepted");
+    }
+}
+
+Test(tasks_dfa, run_note_names_the_lengths_without_a_class)
+{
+    /* train 1..12 and eval {13, 16}: tomita2 accepts no odd length,
+     * tomita5 no odd length, tomita3 rejects nothing of length 1; the
+     * note says so once per run and nothing in running mode or without
+     * balance. */
+    const task_def *t = tt_task("dfa");
+    cr_assert_not_null(t->run_note, "dfa has no run_note hook");
+    int noted = 0;
+    for (int language = LANG_TOMITA1; language <= LANG_EVEN_PAIRS; language++) {
+        task_spec p = tt_defaults("dfa");
+        p.language = language;
+        p.mode = MODE_FINAL;
+        p.balance = 1;
+        p.train_min = 1;
+        p.train_max = 12;
+        p.n_eval = 2;
+        p.eval_len[0] = 13;
+        p.eval_len[1] = 16;
+        char want[600], got[1024] = "";
+        expected_note(language, &p, want, sizeof want);
+        int said = t->run_note(&p, got, sizeof got);
+        cr_expect_eq(said, want[0] != '\0', "%s: run_note returned %d for '%s'", names[language], said, want);
+        if (said) cr_expect_str_eq(got, want, "%s", names[language]);
+        noted += said;
+        p.balance = 0;
+        cr_expect_eq(t->run_note(&p, got, sizeof got), 0, "%s: a note without balance", names[language]);
+        p.balance = 1;
+        p.mode = MODE_RUNNING;
+        cr_expect_eq(t->run_note(&p, got, sizeof got), 0, "%s: a note in running mode", names[language]);
+    }
+    cr_expect_geq(noted, 3, "tomita2, tomita3 and tomita5 lack a class at some length");
+}

@@ -151,6 +151,31 @@ Test(tasks_suite, show_jsonl_and_text_for_every_task)
     tt_captured_free(&c);
 }
 
+Test(tasks_suite, list_shows_each_tasks_own_default)
+{
+    /* TASKS.md: mode is final for parity and mod_count, running for
+     * group_word and dfa, find for set_disjoint; modulus 3, but 5 for
+     * mod_arith; vocab 8192, but 2048 for set_disjoint. */
+    char *argv[] = {"tasks"};
+    tt_captured c = tt_run_tasks(1, argv);
+    cr_assert_eq(c.rc, 0);
+    static const char *const rows[][2] = {
+        {"task.mode ", " final (running: group_word dfa; find: set_disjoint) "},
+        {"task.modulus ", " 3 (5: mod_arith) "},
+        {"task.vocab ", " 8192 (2048: set_disjoint) "},
+        {"task.num_passes ", " 1 "},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *line = strstr(c.out, rows[i][0]);
+        cr_assert_not_null(line, "no row %s:\n%s", rows[i][0], c.out);
+        const char *end = strchr(line, '\n');
+        const char *def = strstr(line, rows[i][1]);
+        cr_expect(def && (!end || def < end), "row %s lacks '%s':\n%.*s", rows[i][0], rows[i][1],
+                  end ? (int)(end - line) : 200, line);
+    }
+    tt_captured_free(&c);
+}
+
 Test(tasks_suite, impossible_parameters_exit_2_saying_what_is_allowed)
 {
     struct {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <tgmath.h>
 
+#include "fast_math.h"
 #include "gemm_tiled.h"
 #define GEMM gemm_tiled /* bit-identical whatever the thread count */
 
@@ -219,7 +220,9 @@ void l2norm_backward(real *dinp, const real *dout, const real *inp,
 
 /* ---- pointwise activations ------------------------------------------- */
 
-static inline real sigmoid(real x) { return 1 / (1 + exp(-x)); }
+/* fast_math's sigmoid: vectorisable in the float build (libm's expf is a
+ * scalar call, and was 5-10% of a training step), libm's in the double one. */
+static inline real sigmoid(real x) { return fm_sigmoid(x); }
 
 /* derivative of silu(x) = x s(x) */
 static inline real silu_slope(real x)
@@ -238,8 +241,8 @@ static inline real act_value(real x, act_kind kind)
     case ACT_SIGMOID: return sigmoid(x);
     case ACT_SIGMOID2: return 2 * sigmoid(x);
     case ACT_SILU: return x * sigmoid(x);
-    case ACT_GELU: return (real)0.5 * x * (1 + tanh(GELU_K0 * (x + GELU_K1 * x * x * x)));
-    case ACT_ELU1: return x > 0 ? x + 1 : exp(x);
+    case ACT_GELU: return (real)0.5 * x * (1 + fm_tanh(GELU_K0 * (x + GELU_K1 * x * x * x)));
+    case ACT_ELU1: return x > 0 ? x + 1 : fm_exp(x);
     case ACT_RELU:
     default: assert(kind == ACT_RELU); return x > 0 ? x : 0;
     }
@@ -253,29 +256,74 @@ static inline real act_slope(real x, act_kind kind)
     case ACT_SIGMOID2: { real s = sigmoid(x); return 2 * s * (1 - s); }
     case ACT_SILU: return silu_slope(x);
     case ACT_GELU: {
-        real th = tanh(GELU_K0 * (x + GELU_K1 * x * x * x));
+        real th = fm_tanh(GELU_K0 * (x + GELU_K1 * x * x * x));
         return (real)0.5 * (1 + th) +
                (real)0.5 * x * (1 - th * th) * GELU_K0 * (1 + 3 * GELU_K1 * x * x);
     }
-    case ACT_ELU1: return x > 0 ? 1 : exp(x);
+    case ACT_ELU1: return x > 0 ? 1 : fm_exp(x);
     case ACT_RELU:
     default: assert(kind == ACT_RELU); return x > 0 ? 1 : 0;
     }
 }
 
+/* a parallel loop over n elements, vectorised in the float build (see FM_SIMD) */
+#define PRAGMA(x) _Pragma(#x)
+#ifdef SB_DOUBLE
+#define PAR_SIMD_N PRAGMA(omp parallel for if (n >= PAR_MIN))
+#else
+#define PAR_SIMD_N PRAGMA(omp parallel for simd if (n >= PAR_MIN))
+#endif
+
+/* The loops are instantiated per kind (the switch hoisted out of them) so
+ * that each vectorises. */
 void act_forward(real *out, const real *inp, size_t n, act_kind kind)
 {
     /* out (n), inp (n); out may equal inp */
+    switch (kind) {
+#define ACT_FORWARD_CASE(K)                                               \
+    case K:                                                               \
+        PAR_SIMD_N                \
+        for (size_t i = 0; i < n; i++) out[i] = act_value(inp[i], K);     \
+        break;
+    ACT_FORWARD_CASE(ACT_SIGMOID)
+    ACT_FORWARD_CASE(ACT_SIGMOID2)
+    ACT_FORWARD_CASE(ACT_SILU)
+    ACT_FORWARD_CASE(ACT_GELU)
+    ACT_FORWARD_CASE(ACT_ELU1)
+    ACT_FORWARD_CASE(ACT_RELU)
+#undef ACT_FORWARD_CASE
+    case ACT_IDENTITY:
+    default:
+        assert(kind == ACT_IDENTITY);
+        if (out != inp) {
 #pragma omp parallel for if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) out[i] = act_value(inp[i], kind);
+            for (size_t i0 = 0; i0 < n; i0 += PAR_MIN)
+                memcpy(out + i0, inp + i0, (n - i0 < PAR_MIN ? n - i0 : PAR_MIN) * sizeof *out);
+        }
+        break;
+    }
 }
 
 void act_backward(real *dinp, const real *dout, const real *inp, size_t n,
                   act_kind kind)
 {
     /* dinp (n), dout (n), inp (n) */
-#pragma omp parallel for if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) dinp[i] += act_slope(inp[i], kind) * dout[i];
+    switch (kind) {
+#define ACT_BACKWARD_CASE(K)                                                        \
+    case K:                                                                         \
+        PAR_SIMD_N                          \
+        for (size_t i = 0; i < n; i++) dinp[i] += act_slope(inp[i], K) * dout[i];   \
+        break;
+    ACT_BACKWARD_CASE(ACT_IDENTITY)
+    ACT_BACKWARD_CASE(ACT_SIGMOID)
+    ACT_BACKWARD_CASE(ACT_SIGMOID2)
+    ACT_BACKWARD_CASE(ACT_SILU)
+    ACT_BACKWARD_CASE(ACT_GELU)
+    ACT_BACKWARD_CASE(ACT_ELU1)
+    ACT_BACKWARD_CASE(ACT_RELU)
+#undef ACT_BACKWARD_CASE
+    default: assert(0);
+    }
 }
 
 void swiglu_forward(real *out, const real *inp, int N, int H)
@@ -283,8 +331,9 @@ void swiglu_forward(real *out, const real *inp, int N, int H)
     /* out (N,H), inp (N,2H) = [gate | up] per row */
 #pragma omp parallel for if ((size_t)N * H >= PAR_MIN)
     for (int n = 0; n < N; n++) {
-        const real *gate = inp + (size_t)n * 2 * H, *up = gate + H;
-        real *o = out + (size_t)n * H;
+        const real *restrict gate = inp + (size_t)n * 2 * H, *restrict up = gate + H;
+        real *restrict o = out + (size_t)n * H;
+        FM_SIMD
         for (int j = 0; j < H; j++) o[j] = gate[j] * sigmoid(gate[j]) * up[j];
     }
 }
@@ -294,33 +343,53 @@ void swiglu_backward(real *dinp, const real *dout, const real *inp, int N, int H
     /* dinp (N,2H), dout (N,H), inp (N,2H) */
 #pragma omp parallel for if ((size_t)N * H >= PAR_MIN)
     for (int n = 0; n < N; n++) {
-        const real *gate = inp + (size_t)n * 2 * H, *up = gate + H;
-        const real *dy = dout + (size_t)n * H;
-        real *dgate = dinp + (size_t)n * 2 * H, *dup = dgate + H;
+        const real *restrict gate = inp + (size_t)n * 2 * H, *restrict up = gate + H;
+        const real *restrict dy = dout + (size_t)n * H;
+        real *restrict dgate = dinp + (size_t)n * 2 * H, *restrict dup = dgate + H;
+        FM_SIMD
         for (int j = 0; j < H; j++) {
-            dgate[j] += dy[j] * up[j] * silu_slope(gate[j]);
-            dup[j] += dy[j] * gate[j] * sigmoid(gate[j]);
+            const real s = sigmoid(gate[j]);
+            dgate[j] += dy[j] * up[j] * s * (1 + gate[j] * (1 - s));
+            dup[j] += dy[j] * gate[j] * s;
         }
     }
 }
 
 /* ---- conv4 + silu ----------------------------------------------------- */
 
+/* Channel block of conv4: the taps of a block are transposed into a
+ * (4, CONV_BLOCK) array on the stack so that the loops over channels
+ * vectorise (w itself is (C,4)). */
+#define CONV_BLOCK 64
+
 void conv4_silu_forward(real *out, real *pre, const real *inp, const real *w,
                         int B, int T, int C)
 {
-    /* out, pre, inp (B,T,C), w (C,4); taps j read inp at t-3+j */
+    /* out, pre, inp (B,T,C), w (C,4); taps j read inp at t-3+j. One task
+     * per (sequence, channel block) runs through all steps; each pre is
+     * summed over j = 0..3 in order, as the reference does. */
+    const int blocks = (C + CONV_BLOCK - 1) / CONV_BLOCK;
 #pragma omp parallel for if ((size_t)B * T * C >= PAR_MIN)
-    for (int bt = 0; bt < B * T; bt++) {
-        int t = bt % T, j0 = t < 3 ? 3 - t : 0;
-        const real *x = inp + (size_t)bt * C; /* row t; row t-3+j is x + (j-3)*C */
-        real *p = pre + (size_t)bt * C, *o = out + (size_t)bt * C;
-        for (int c = 0; c < C; c++) {
-            real acc = 0;
-            for (int j = j0; j < 4; j++)
-                acc += w[(size_t)c * 4 + j] * x[(ptrdiff_t)(j - 3) * C + c];
-            p[c] = acc;
-            o[c] = acc * sigmoid(acc);
+    for (int task = 0; task < B * blocks; task++) {
+        const int b = task / blocks, c0 = task % blocks * CONV_BLOCK;
+        const int nc = min_int(CONV_BLOCK, C - c0);
+        real wt[4][CONV_BLOCK];
+        for (int c = 0; c < nc; c++)
+            for (int j = 0; j < 4; j++) wt[j][c] = w[(size_t)(c0 + c) * 4 + j];
+        for (int t = 0; t < T; t++) {
+            const size_t row = ((size_t)b * T + t) * C + c0;
+            real acc[CONV_BLOCK] = {0};
+            for (int j = t < 3 ? 3 - t : 0; j < 4; j++) {
+                const real *restrict x = inp + row - (size_t)(3 - j) * C;
+                FM_SIMD
+                for (int c = 0; c < nc; c++) acc[c] += wt[j][c] * x[c];
+            }
+            real *restrict p = pre + row, *restrict o = out + row;
+            FM_SIMD
+            for (int c = 0; c < nc; c++) {
+                p[c] = acc[c];
+                o[c] = acc[c] * sigmoid(acc[c]);
+            }
         }
     }
 }
@@ -334,24 +403,31 @@ void conv4_silu_backward(real *dinp, real *dw, const real *dout,
      * conflicts, and a summation order independent of the thread count. */
 #pragma omp parallel for if ((size_t)B * T * C >= PAR_MIN)
     for (int c0 = 0; c0 < C; c0 += COL_BLOCK) {
-        int c1 = min_int(C, c0 + COL_BLOCK);
-        double acc[COL_BLOCK][4] = {{0}};
+        const int nc = min_int(COL_BLOCK, C - c0);
+        double acc[4][COL_BLOCK] = {{0}};
+        real wt[4][COL_BLOCK];
+        for (int c = 0; c < nc; c++)
+            for (int j = 0; j < 4; j++) wt[j][c] = w[(size_t)(c0 + c) * 4 + j];
         for (int b = 0; b < B; b++) {
             for (int t = 0; t < T; t++) {
-                size_t row = ((size_t)b * T + t) * C;
-                int j0 = t < 3 ? 3 - t : 0;
-                for (int c = c0; c < c1; c++) {
-                    real dpre = dout[row + c] * silu_slope(pre[row + c]);
-                    for (int j = j0; j < 4; j++) {
-                        size_t src = row - (size_t)(3 - j) * C + c;
-                        dinp[src] += w[(size_t)c * 4 + j] * dpre;
-                        acc[c - c0][j] += (double)dpre * inp[src];
+                const size_t row = ((size_t)b * T + t) * C + c0;
+                real dpre[COL_BLOCK];
+                FM_SIMD
+                for (int c = 0; c < nc; c++) dpre[c] = dout[row + c] * silu_slope(pre[row + c]);
+                for (int j = t < 3 ? 3 - t : 0; j < 4; j++) {
+                    const size_t src = row - (size_t)(3 - j) * C;
+                    real *restrict dx = dinp + src;
+                    const real *restrict x = inp + src;
+                    FM_SIMD
+                    for (int c = 0; c < nc; c++) {
+                        dx[c] += wt[j][c] * dpre[c];
+                        acc[j][c] += (double)dpre[c] * x[c];
                     }
                 }
             }
         }
-        for (int c = c0; c < c1; c++)
-            for (int j = 0; j < 4; j++) dw[(size_t)c * 4 + j] += (real)acc[c - c0][j];
+        for (int c = 0; c < nc; c++)
+            for (int j = 0; j < 4; j++) dw[(size_t)(c0 + c) * 4 + j] += (real)acc[j][c];
     }
 }
 

@@ -4,13 +4,23 @@
  * Why: OpenBLAS splits one large gemm over its threads, and the split decides
  * which micro-kernel (and so which summation order) produces each element:
  * sgemm 2048x64x64 differs in the last bits between 1 and 2 threads
- * (OpenBLAS 0.3.21, Zen). Here C is cut into TILE_M x TILE_N tiles; each tile
- * is one BLAS call made inside an active OpenMP region, where OpenBLAS's
- * OpenMP build always runs single-threaded, and the tiles are spread over our
- * threads. With one thread the region is inactive, but then OpenBLAS sees one
- * OpenMP thread and is single-threaded too. A product too small for OpenBLAS
- * ever to thread (M*N*K <= 65536 * GEMM_MULTITHREAD_THRESHOLD, which is >= 1)
- * is one direct call. */
+ * (OpenBLAS 0.3.21, Zen). Here C is cut into tiles; each tile is one BLAS
+ * call made inside an active OpenMP region, where OpenBLAS's OpenMP build
+ * always runs single-threaded, and the tiles are spread over our threads.
+ * With one thread the region is inactive, but then OpenBLAS sees one OpenMP
+ * thread and is single-threaded too. A product too small for OpenBLAS ever
+ * to thread (M*N*K <= 65536 * GEMM_MULTITHREAD_THRESHOLD, which is >= 1) is
+ * one direct call.
+ *
+ * How big the tiles are: every BLAS call packs its rows of op(A) and its
+ * columns of op(B) afresh, so a product cut into tm x tn tiles packs op(B)
+ * tm times and op(A) tn times. With fixed 64 x 256 tiles that repacking
+ * was a large part of a training step: the weight gradients (K = B T rows,
+ * M and N the layer widths) packed their 4 MB op(B) once per 64 rows. So
+ * the tiles are as few and as large as keep the threads busy (at most
+ * MAX_TILES, at least MIN_TILE_MACS multiply-adds each), cut where the
+ * repacking (tm K N + tn K M) is least. The tiles depend on the shape
+ * only, never on the thread count. */
 #include "gemm_tiled.h"
 
 #include <assert.h>
@@ -21,9 +31,35 @@
 #define BLAS_GEMM cblas_sgemm
 #endif
 
-#define TILE_M 64
-#define TILE_N 256
 #define SINGLE_CALL_MAX 65536.0 /* M*N*K */
+#define MAX_TILES 8           /* enough for 2, 4 or 8 threads to share evenly */
+#define MIN_TILE_MACS 524288.0 /* ~10 us of work: more than a region costs */
+#define TILE_ALIGN 16          /* tile sides are multiples of the micro-kernels' */
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+static int round_up(int a, int b) { return ceil_div(a, b) * b; }
+
+/* Tile sides (*tile_m, *tile_n) for C (M,N) with inner size K: the fewest
+ * tiles that give every thread work, cut to pack the least (tm N + tn M). */
+static void choose_tiles(int M, int N, int K, int *tile_m, int *tile_n)
+{
+    double macs = (double)M * N * K;
+    int want = macs / MIN_TILE_MACS < MAX_TILES ? (int)(macs / MIN_TILE_MACS) : MAX_TILES;
+    int max_m = ceil_div(M, TILE_ALIGN), max_n = ceil_div(N, TILE_ALIGN);
+    if (want > max_m * max_n) want = max_m * max_n;
+    if (want < 1) want = 1;
+    int best_m = 1, best_n = 1;
+    double best_cost = -1;
+    for (int tm = 1; tm <= want && tm <= max_m; tm++) {
+        int tn = ceil_div(want, tm);
+        if (tn > max_n) continue;
+        double cost = (double)tm * N + (double)tn * M;
+        if (best_cost < 0 || cost < best_cost) best_cost = cost, best_m = tm, best_n = tn;
+    }
+    *tile_m = round_up(ceil_div(M, best_m), TILE_ALIGN);
+    *tile_n = round_up(ceil_div(N, best_n), TILE_ALIGN);
+}
 
 void gemm_tiled(CBLAS_ORDER order, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
                 real alpha, const real *A, int lda, const real *B, int ldb, real beta, real *C, int ldc)
@@ -35,11 +71,15 @@ void gemm_tiled(CBLAS_ORDER order, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE tran
         BLAS_GEMM(order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    int tiles_m = (M + TILE_M - 1) / TILE_M, tiles_n = (N + TILE_N - 1) / TILE_N;
+    int tile_m, tile_n;
+    choose_tiles(M, N, K, &tile_m, &tile_n);
+    int tiles_m = ceil_div(M, tile_m), tiles_n = ceil_div(N, tile_n);
+    /* even a single tile goes through the region: inside it OpenBLAS is
+       single-threaded, as it is for every tile of a larger product */
 #pragma omp parallel for schedule(static)
     for (int tile = 0; tile < tiles_m * tiles_n; tile++) {
-        int i0 = tile / tiles_n * TILE_M, j0 = tile % tiles_n * TILE_N;
-        int rows = M - i0 < TILE_M ? M - i0 : TILE_M, cols = N - j0 < TILE_N ? N - j0 : TILE_N;
+        int i0 = tile / tiles_n * tile_m, j0 = tile % tiles_n * tile_n;
+        int rows = M - i0 < tile_m ? M - i0 : tile_m, cols = N - j0 < tile_n ? N - j0 : tile_n;
         /* rows i0.. of op(A) and columns j0.. of op(B) */
         const real *a = trans_a == CblasNoTrans ? A + (size_t)i0 * lda : A + i0;
         const real *b = trans_b == CblasNoTrans ? B + j0 : B + (size_t)j0 * ldb;

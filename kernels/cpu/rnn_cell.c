@@ -1,4 +1,4 @@
-/* rnn_cell.c: CPU elman, gru and slstm over a sequence: slices of the batch run through all steps in parallel (per step one gemm per head for R h_{t-1}, then the pointwise cell); the backward gathers dR in one gemm per head. */
+/* rnn_cell.c: CPU elman, gru, slstm and lstm over a sequence: slices of the batch run through all steps in parallel (per step one gemm per head for R h_{t-1}, then the pointwise cell); the backward gathers dR every DR_CHUNK steps in one gemm per head. */
 #include <string.h>
 
 #include "../ops.h"
@@ -13,8 +13,14 @@
 /* Below this many (batch x unit) elements the sequence runs on one thread:
  * the work is smaller than waking the team. */
 #define RNN_PARALLEL_MIN 2048
+/* Steps per dR product in the backward: a slice keeps the gradients of
+ * R h_{t-1} (and the h_{t-1} they pair with) for DR_CHUNK steps, then adds
+ * their product into its share of dR in one gemm of RNN_SLICE x DR_CHUNK
+ * rows: large enough to run near the gemm's peak, small enough that the
+ * scratch does not grow with T (lstm_scratch_len has no T). */
+#define DR_CHUNK 16
 
-typedef enum { CELL_ELMAN, CELL_GRU, CELL_SLSTM } cell_kind;
+typedef enum { CELL_ELMAN, CELL_GRU, CELL_SLSTM, CELL_LSTM } cell_kind;
 
 static int cell_gates(cell_kind kind)
 {
@@ -29,14 +35,15 @@ typedef struct {
     real *h, *c, *n, *gates;        // (B,T,d) x3, (B,T,cache gates x d)
     const real *gx, *R;             // (B,T,G d) gate-major, (H, G Dh, Dh)
     real *rh;                       // forward (B, G d) head-major: R h_{t-1} of the step
+                                    // (lstm: none, R h_{t-1} goes into the gates cache)
     real *m;                        // forward, slstm (B,d): the stabiliser m_{t-1}
     real *dgx, *dR;                 // like gx, R
     const real *dh;                 // (B,T,d)
-    real *drh;                      // backward (B,T,G d) head-major: d loss / d (R h_{t-1})
-    int K;                          // carried gradients: 1 (h), slstm 3 (h, c, n)
+    int K;                          // carried gradients: 1 (h), slstm 3 (h, c, n), lstm 2 (h, c)
     real *carry;                    // backward (B,K,d): gradients into h_t (c_t, n_t) from step t+1
     real *zeros;                    // (d): h, c and n before the first step
-    real *partial_dR;               // backward (slices, H, G Dh, Dh): each slice's share of dR
+    real *slice_work;               // backward, per slice (slice_work_len): drh and h_{t-1} of
+                                    // DR_CHUNK steps, then the slice's share of dR (H, G Dh, Dh)
 } cell_call;
 
 /* The stabiliser before the first step: so negative that m_1 = i~ and the
@@ -56,14 +63,16 @@ static const real *prev_row(const cell_call *a, const real *x, int b, int t)
 
 /* ---- recurrent products (block-diagonal R: one gemm per head) ---------- */
 
-/* rh (rows, G d) head-major = h_prev (rows, d; row stride ldh) R_hh^T per head hh. */
-static void recur_forward(real *rh, const real *h_prev, size_t ldh, const cell_call *a, int rows)
+/* rh (rows, G d; row stride ldr) head-major = h_prev (rows, d; row stride
+ * ldh) R_hh^T per head hh. */
+static void recur_forward(real *rh, size_t ldr, const real *h_prev, size_t ldh, const cell_call *a,
+                          int rows)
 {
     const int GD = a->G * a->Dh;
     for (int hh = 0; hh < a->H; hh++)
         gemm_tiled(CblasRowMajor, CblasNoTrans, CblasTrans, rows, GD, a->Dh, 1,
                   h_prev + (size_t)hh * a->Dh, (int)ldh, a->R + (size_t)hh * GD * a->Dh, a->Dh,
-                  0, rh + (size_t)hh * GD, a->G * a->d);
+                  0, rh + (size_t)hh * GD, (int)ldr);
 }
 
 /* carry (rows, d; row stride K d) = beta carry + drh (rows, G d; row
@@ -82,22 +91,21 @@ static void recur_backward(real *carry, const real *drh, size_t ldr, const cell_
 /* Unit u = hh Dh + j: gate g of u is at g d + u in gx / dgx / the caches
  * (gate-major) and at hh G Dh + g Dh + j in rh / drh (head-major). */
 
-/* The backward steps write drh[b,t] times live = (t > 0): at t = 0 there
- * is no R h_{-1}, and slice_dR relies on those rows being 0. */
-static void elman_step(const cell_call *a, int b, int t)
+/* The backward steps write drh[b,t] (the row given) times live = (t > 0):
+ * at t = 0 there is no R h_{-1}, and slice_dR relies on those rows being 0. */
+static void elman_step(const cell_call *a, const real *rh, int b, int t)
 {
     const real *gx = a->gx + row(a, b, t) * a->d;
-    const real *rh = a->rh + (size_t)b * a->d;
     real *h = a->h + row(a, b, t) * a->d;
     for (int u = 0; u < a->d; u++) h[u] = fm_tanh(gx[u] + rh[u]);
 }
 
-static void elman_step_back(const cell_call *a, int b, int t)
+static void elman_step_back(const cell_call *a, real *drh, int b, int t)
 {
     const int d = a->d;
     const real live = t > 0;
     const real *h = a->h + row(a, b, t) * d, *dh = a->dh + row(a, b, t) * d;
-    real *dgx = a->dgx + row(a, b, t) * d, *drh = a->drh + row(a, b, t) * d;
+    real *dgx = a->dgx + row(a, b, t) * d;
     const real *carry = a->carry + (size_t)b * d; // K = 1
     for (int u = 0; u < d; u++) {
         const real dpre = (dh[u] + carry[u]) * (1 - h[u] * h[u]);
@@ -152,22 +160,22 @@ static void gru_head_back(real *restrict dgx, real *restrict drh, real *restrict
     }
 }
 
-static void gru_step(const cell_call *a, int b, int t)
+static void gru_step(const cell_call *a, const real *rh, int b, int t)
 {
     const size_t d = (size_t)a->d, r = row(a, b, t);
     for (int hh = 0; hh < a->H; hh++) {
         const size_t u0 = (size_t)hh * a->Dh;
         gru_head(a->h + r * d + u0, a->gates + r * 4 * d + u0, a->gx + r * 3 * d + u0,
-                 a->rh + (size_t)b * 3 * d + 3 * u0, prev_row(a, a->h, b, t) + u0, a->d, a->Dh);
+                 rh + 3 * u0, prev_row(a, a->h, b, t) + u0, a->d, a->Dh);
     }
 }
 
-static void gru_step_back(const cell_call *a, int b, int t)
+static void gru_step_back(const cell_call *a, real *drh, int b, int t)
 {
     const size_t d = (size_t)a->d, r = row(a, b, t);
     for (int hh = 0; hh < a->H; hh++) {
         const size_t u0 = (size_t)hh * a->Dh;
-        gru_head_back(a->dgx + r * 3 * d + u0, a->drh + r * 3 * d + 3 * u0,
+        gru_head_back(a->dgx + r * 3 * d + u0, drh + 3 * u0,
                       a->carry + (size_t)b * d + u0, a->dh + r * d + u0,
                       a->gates + r * 4 * d + u0, prev_row(a, a->h, b, t) + u0, t > 0, a->d,
                       a->Dh);
@@ -237,25 +245,25 @@ static void slstm_head_back(real *restrict dgx, real *restrict drh, real *restri
     }
 }
 
-static void slstm_step(const cell_call *a, int b, int t)
+static void slstm_step(const cell_call *a, const real *rh, int b, int t)
 {
     const size_t d = (size_t)a->d, r = row(a, b, t);
     for (int hh = 0; hh < a->H; hh++) {
         const size_t u0 = (size_t)hh * a->Dh;
         slstm_head(a->h + r * d + u0, a->c + r * d + u0, a->n + r * d + u0,
                    a->gates + r * 5 * d + u0, a->m + (size_t)b * d + u0, a->gx + r * 4 * d + u0,
-                   a->rh + (size_t)b * 4 * d + 4 * u0, prev_row(a, a->c, b, t) + u0,
+                   rh + 4 * u0, prev_row(a, a->c, b, t) + u0,
                    prev_row(a, a->n, b, t) + u0, a->d, a->Dh);
     }
 }
 
-static void slstm_step_back(const cell_call *a, int b, int t)
+static void slstm_step_back(const cell_call *a, real *drh, int b, int t)
 {
     const size_t d = (size_t)a->d, r = row(a, b, t);
     for (int hh = 0; hh < a->H; hh++) {
         const size_t u0 = (size_t)hh * a->Dh;
         real *carry = a->carry + (size_t)b * 3 * d + u0; // K = 3: h, c, n
-        slstm_head_back(a->dgx + r * 4 * d + u0, a->drh + r * 4 * d + 4 * u0, carry, carry + d,
+        slstm_head_back(a->dgx + r * 4 * d + u0, drh + 4 * u0, carry, carry + d,
                         carry + 2 * d, a->dh + r * d + u0,
                         a->gates + r * 5 * d + u0, a->c + r * d + u0, a->n + r * d + u0,
                         prev_row(a, a->c, b, t) + u0, prev_row(a, a->n, b, t) + u0, t > 0, a->d,
@@ -263,23 +271,100 @@ static void slstm_step_back(const cell_call *a, int b, int t)
     }
 }
 
+/* lstm (H = 1, so head-major is gate-major): g holds R h_{t-1} on entry
+ * and the activated gates s(i), s(f), tanh(g), s(o) on return (the gates
+ * cache); cp is c_{t-1}, and may be c itself (then zero) at the first
+ * step. Each iteration reads and writes only its own unit, so the loop
+ * vectorises although g and c are read and written. */
+static void lstm_head(real *restrict h, real *c, real *g, const real *restrict gx, const real *cp,
+                      int d)
+{
+    FM_SIMD
+    for (int j = 0; j < d; j++) {
+        const real ig = fm_sigmoid(gx[j] + g[j]), fg = fm_sigmoid(gx[d + j] + g[d + j]);
+        const real gg = fm_tanh(gx[2 * d + j] + g[2 * d + j]);
+        const real og = fm_sigmoid(gx[3 * d + j] + g[3 * d + j]);
+        const real cj = fg * cp[j] + ig * gg;
+        g[j] = ig;
+        g[d + j] = fg;
+        g[2 * d + j] = gg;
+        g[3 * d + j] = og;
+        c[j] = cj;
+        h[j] = og * fm_tanh(cj);
+    }
+}
+
+/* ch, cc: the gradients into h, c from the step after */
+static void lstm_head_back(real *restrict dgx, real *restrict drh, real *restrict ch,
+                           real *restrict cc, const real *restrict dh, const real *restrict g,
+                           const real *restrict c, const real *restrict cp, real live, int d)
+{
+    FM_SIMD
+    for (int j = 0; j < d; j++) {
+        const real ig = g[j], fg = g[d + j], gg = g[2 * d + j], og = g[3 * d + j];
+        const real tc = fm_tanh(c[j]);
+        const real dht = dh[j] + ch[j];
+        const real dc = cc[j] + dht * og * (1 - tc * tc);
+        const real dpi = dc * gg * ig * (1 - ig), dpf = dc * cp[j] * fg * (1 - fg);
+        const real dpg = dc * ig * (1 - gg * gg), dpo = dht * tc * og * (1 - og);
+        dgx[j] += dpi;
+        dgx[d + j] += dpf;
+        dgx[2 * d + j] += dpg;
+        dgx[3 * d + j] += dpo;
+        drh[j] = dpi * live;
+        drh[d + j] = dpf * live;
+        drh[2 * d + j] = dpg * live;
+        drh[3 * d + j] = dpo * live;
+        cc[j] = dc * fg;
+    }
+}
+
+static void lstm_step(const cell_call *a, int b, int t)
+{
+    const size_t d = (size_t)a->d, r = row(a, b, t);
+    real *c = a->c + r * d;
+    lstm_head(a->h + r * d, c, a->gates + r * 4 * d, a->gx + r * 4 * d,
+              t > 0 ? a->c + (r - 1) * d : c, a->d);
+}
+
+static void lstm_step_back(const cell_call *a, real *drh, int b, int t)
+{
+    const size_t d = (size_t)a->d, r = row(a, b, t);
+    real *carry = a->carry + (size_t)b * 2 * d; // K = 2: h, c
+    lstm_head_back(a->dgx + r * 4 * d, drh, carry, carry + d, a->dh + r * d, a->gates + r * 4 * d,
+                   a->c + r * d, prev_row(a, a->c, b, t), t > 0, a->d);
+}
+
 /* ---- drivers ------------------------------------------------------------ */
 
+/* lstm keeps R h_{t-1} in its gates cache (lstm_forward has no scratch);
+ * the others in rh. */
 static void forward_slice(const cell_call *a, int b0, int b1)
 {
     const size_t ldh = (size_t)a->T * a->d; // row stride of h across the batch
-    const size_t rows = (size_t)(b1 - b0);
-    real *rh = a->rh + (size_t)b0 * a->G * a->d;
-    memset(rh, 0, rows * a->G * a->d * sizeof *rh); // R h_{-1} = 0
+    const size_t rows = (size_t)(b1 - b0), Gd = (size_t)a->G * a->d;
+    real *rh = a->kind == CELL_LSTM ? a->gates + row(a, b0, 0) * Gd : a->rh + (size_t)b0 * Gd;
+    const size_t ldr = a->kind == CELL_LSTM ? (size_t)a->T * Gd : Gd;
+    if (a->kind == CELL_LSTM) {
+        for (int b = b0; b < b1; b++) { // R h_{-1} = 0, c_{-1} = 0 (lstm_head reads c_0 as c_{-1})
+            memset(a->gates + row(a, b, 0) * Gd, 0, Gd * sizeof *a->gates);
+            memset(a->c + row(a, b, 0) * a->d, 0, (size_t)a->d * sizeof *a->c);
+        }
+    } else {
+        memset(rh, 0, rows * Gd * sizeof *rh); // R h_{-1} = 0
+    }
     if (a->kind == CELL_SLSTM)
         for (size_t i = 0; i < rows * a->d; i++) a->m[(size_t)b0 * a->d + i] = SLSTM_M_START;
     for (int t = 0; t < a->T; t++) {
-        if (t > 0) recur_forward(rh, a->h + row(a, b0, t - 1) * a->d, ldh, a, b1 - b0);
+        real *rh_t = a->kind == CELL_LSTM ? rh + (size_t)t * Gd : rh;
+        if (t > 0) recur_forward(rh_t, ldr, a->h + row(a, b0, t - 1) * a->d, ldh, a, b1 - b0);
         for (int b = b0; b < b1; b++) {
+            const real *rh_b = rh_t + (size_t)(b - b0) * ldr;
             switch (a->kind) {
-            case CELL_ELMAN: elman_step(a, b, t); break;
-            case CELL_GRU: gru_step(a, b, t); break;
-            case CELL_SLSTM: slstm_step(a, b, t); break;
+            case CELL_ELMAN: elman_step(a, rh_b, b, t); break;
+            case CELL_GRU: gru_step(a, rh_b, b, t); break;
+            case CELL_SLSTM: slstm_step(a, rh_b, b, t); break;
+            case CELL_LSTM: lstm_step(a, b, t); break;
             }
         }
     }
@@ -292,54 +377,72 @@ static int slice_end(const cell_call *a, int slice)
 
 static void run_forward(const cell_call *a)
 {
-    memset(a->zeros, 0, (size_t)a->d * sizeof *a->zeros);
+    if (a->zeros) memset(a->zeros, 0, (size_t)a->d * sizeof *a->zeros);
     const int slices = (a->B + RNN_SLICE - 1) / RNN_SLICE;
 #pragma omp parallel for schedule(static) if ((size_t)a->B * a->d >= RNN_PARALLEL_MIN)
     for (int s = 0; s < slices; s++) forward_slice(a, s * RNN_SLICE, slice_end(a, s));
 }
 
-/* The slice's share of dR: dR_hh (G Dh, Dh) = sum over its (b, t >= 1) of
- * drh[b,t]_hh^T h[b,t-1]_hh. Viewing the slice's (b, t) as rows, row r
- * pairs drh row r with h row r - 1; the pairs that cross a sequence
- * boundary have drh[b,0] = 0 and add nothing, so one gemm per head does
- * it. */
-static void slice_dR(real *partial, const cell_call *a, int b0, int b1)
+/* A slice's backward work: drh (DR_CHUNK, RNN_SLICE, G d) head-major, the
+ * gradients of R h_{t-1} of its steps, row (t - t0) RNN_SLICE + (b - b0);
+ * hp (DR_CHUNK, RNN_SLICE, d), the h_{t-1} of the same rows; and its share
+ * of dR (H, G Dh, Dh). */
+static size_t slice_work_len(cell_kind kind, int d, int H)
+{
+    const size_t G = (size_t)cell_gates(kind);
+    return (size_t)DR_CHUNK * RNN_SLICE * (G + 1) * d + G * d * (d / H);
+}
+
+/* The slice's share of dR from the steps t0 .. t0 + steps - 1 of its
+ * rows: dR_hh (G Dh, Dh) += drh_hh^T hp_hh over those rows (the first
+ * product of a slice sets it). The rows of t = 0 have drh = 0 (and hp 0). */
+static void slice_dR(real *partial, const real *drh, const real *hp, const cell_call *a, int rows,
+                     real beta)
 {
     const int GD = a->G * a->Dh, Gd = a->G * a->d;
-    const int rows = (b1 - b0) * a->T;
-    if (a->T < 2) {
-        memset(partial, 0, (size_t)GD * a->d * sizeof *partial);
-        return;
-    }
     for (int hh = 0; hh < a->H; hh++)
-        gemm_tiled(CblasRowMajor, CblasTrans, CblasNoTrans, GD, a->Dh, rows - 1, 1,
-                   a->drh + (row(a, b0, 0) + 1) * Gd + (size_t)hh * GD, Gd,
-                   a->h + row(a, b0, 0) * a->d + (size_t)hh * a->Dh, a->d, 0,
+        gemm_tiled(CblasRowMajor, CblasTrans, CblasNoTrans, GD, a->Dh, rows, 1,
+                   drh + (size_t)hh * GD, Gd, hp + (size_t)hh * a->Dh, a->d, beta,
                    partial + (size_t)hh * GD * a->Dh, a->Dh);
 }
 
-/* gru's carry into h_{t-1} has a direct term (z dh) that its step writes
- * before the gemm adds the recurrent one; the others' carry is the gemm's. */
+/* Steps run backwards; after step t's pointwise part, one gemm per head
+ * carries its drh into h_{t-1} (gru's carry into h_{t-1} has a direct term,
+ * z dh, that its step writes first, so the gemm adds; the others' carry is
+ * the gemm's). At the first step of each DR_CHUNK-aligned chunk the
+ * chunk's rows go into the slice's share of dR. */
 static void backward_slice(const cell_call *a, int slice)
 {
     const int b0 = slice * RNN_SLICE, b1 = slice_end(a, slice);
     const int d = a->d, rows = b1 - b0;
-    const size_t ldr = (size_t)a->T * a->G * d; // row stride of drh across the batch
+    const size_t Gd = (size_t)a->G * d;
+    real *work = a->slice_work + (size_t)slice * slice_work_len(a->kind, d, a->H);
+    real *drh = work, *hp = drh + (size_t)DR_CHUNK * RNN_SLICE * Gd;
+    real *partial = hp + (size_t)DR_CHUNK * RNN_SLICE * d;
     real *carry = a->carry + (size_t)b0 * a->K * d;
+    int first_product = 1;
     memset(carry, 0, (size_t)rows * a->K * d * sizeof *carry);
     for (int t = a->T - 1; t >= 0; t--) {
-        if (t + 1 < a->T)
-            recur_backward(carry, a->drh + row(a, b0, t + 1) * a->G * d, ldr, a, rows,
-                           a->kind == CELL_GRU ? 1 : 0);
+        const int t0 = t / DR_CHUNK * DR_CHUNK;
+        real *drh_t = drh + (size_t)(t - t0) * rows * Gd;
         for (int b = b0; b < b1; b++) {
+            real *drh_b = drh_t + (size_t)(b - b0) * Gd;
             switch (a->kind) {
-            case CELL_ELMAN: elman_step_back(a, b, t); break;
-            case CELL_GRU: gru_step_back(a, b, t); break;
-            case CELL_SLSTM: slstm_step_back(a, b, t); break;
+            case CELL_ELMAN: elman_step_back(a, drh_b, b, t); break;
+            case CELL_GRU: gru_step_back(a, drh_b, b, t); break;
+            case CELL_SLSTM: slstm_step_back(a, drh_b, b, t); break;
+            case CELL_LSTM: lstm_step_back(a, drh_b, b, t); break;
             }
+            memcpy(hp + ((size_t)(t - t0) * rows + (b - b0)) * d, prev_row(a, a->h, b, t),
+                   (size_t)d * sizeof *hp);
+        }
+        if (t > 0) recur_backward(carry, drh_t, Gd, a, rows, a->kind == CELL_GRU ? 1 : 0);
+        if (t == t0) {
+            const int steps = (t0 + DR_CHUNK < a->T ? DR_CHUNK : a->T - t0);
+            slice_dR(partial, drh, hp, a, steps * rows, first_product ? 0 : 1);
+            first_product = 0;
         }
     }
-    slice_dR(a->partial_dR + (size_t)slice * a->G * d * a->Dh, a, b0, b1);
 }
 
 /* The slices' shares of dR are added in slice order: the same sums
@@ -348,33 +451,37 @@ static void run_backward(const cell_call *a)
 {
     memset(a->zeros, 0, (size_t)a->d * sizeof *a->zeros);
     const int slices = (a->B + RNN_SLICE - 1) / RNN_SLICE;
-    const size_t nR = (size_t)a->G * a->d * a->Dh;
+    const size_t nR = (size_t)a->G * a->d * a->Dh, work = slice_work_len(a->kind, a->d, a->H);
 #pragma omp parallel for schedule(static) if ((size_t)a->B * a->d >= RNN_PARALLEL_MIN)
     for (int s = 0; s < slices; s++) backward_slice(a, s);
+    if (a->T < 1) return;
     for (int s = 0; s < slices; s++) {
-        const real *p = a->partial_dR + (size_t)s * nR;
+        const real *p = a->slice_work + (size_t)s * work + (work - nR);
         for (size_t i = 0; i < nR; i++) a->dR[i] += p[i];
     }
 }
 
-/* Scratch: forward rh (B, G d) (+ m (B, d) for slstm); backward drh
- * (B,T,G d) and the carries (B, K, d) (h; slstm also c, n); then the
- * zero state (d) for both; then the backward's partial dR, one R-sized
- * block (G d Dh) per slice. */
-static size_t scratch_shared(cell_kind kind, int B, int T, int d)
+/* Scratch: forward rh (B, G d) (+ m (B, d) for slstm; lstm needs neither)
+ * or backward carries (B, K, d) (h; slstm also c, n; lstm also c); then
+ * the zero state (d); then the backward's slice work, slice_work_len per
+ * slice. Independent of T. */
+static int cell_carries(cell_kind kind)
+{
+    return kind == CELL_SLSTM ? 3 : kind == CELL_LSTM ? 2 : 1;
+}
+
+static size_t scratch_shared(cell_kind kind, int B, int d)
 {
     const size_t G = (size_t)cell_gates(kind), Bd = (size_t)B * d;
-    const size_t carries = kind == CELL_SLSTM ? 3 : 1;
-    const size_t fwd = G * Bd + (kind == CELL_SLSTM ? Bd : 0);
-    const size_t bwd = G * Bd * T + carries * Bd;
+    const size_t fwd = kind == CELL_LSTM ? 0 : G * Bd + (kind == CELL_SLSTM ? Bd : 0);
+    const size_t bwd = (size_t)cell_carries(kind) * Bd;
     return fwd > bwd ? fwd : bwd;
 }
 
-static size_t scratch_len(cell_kind kind, int B, int T, int d, int H)
+static size_t scratch_len(cell_kind kind, int B, int d, int H)
 {
     const size_t slices = (size_t)(B + RNN_SLICE - 1) / RNN_SLICE;
-    return scratch_shared(kind, B, T, d) + (size_t)d +
-           slices * (size_t)cell_gates(kind) * d * (d / H);
+    return scratch_shared(kind, B, d) + (size_t)d + slices * slice_work_len(kind, d, H);
 }
 
 static cell_call call_of(cell_kind kind, real *scratch, int B, int T, int d, int H)
@@ -382,29 +489,23 @@ static cell_call call_of(cell_kind kind, real *scratch, int B, int T, int d, int
     const int G = cell_gates(kind);
     const size_t Bd = (size_t)B * d;
     cell_call a = {.kind = kind, .B = B, .T = T, .d = d, .H = H, .G = G, .Dh = d / H};
+    a.K = cell_carries(kind);
+    if (!scratch) return a; // lstm's forward
     a.rh = scratch;
     a.m = scratch + G * Bd;
-    a.drh = scratch;
-    a.K = kind == CELL_SLSTM ? 3 : 1;
-    a.carry = scratch + G * Bd * T;
-    a.zeros = scratch + scratch_shared(kind, B, T, d);
-    a.partial_dR = a.zeros + d;
+    a.carry = scratch;
+    a.zeros = scratch + scratch_shared(kind, B, d);
+    a.slice_work = a.zeros + d;
     return a;
 }
 
 /* ---- API ---------------------------------------------------------------- */
 
-size_t elman_scratch_len(int B, int T, int d, int H)
-{
-    return scratch_len(CELL_ELMAN, B, T, d, H);
-}
+size_t elman_scratch_len(int B, int T, int d, int H) { return scratch_len(CELL_ELMAN, B, d, H); }
 
-size_t gru_scratch_len(int B, int T, int d, int H) { return scratch_len(CELL_GRU, B, T, d, H); }
+size_t gru_scratch_len(int B, int T, int d, int H) { return scratch_len(CELL_GRU, B, d, H); }
 
-size_t slstm_scratch_len(int B, int T, int d, int H)
-{
-    return scratch_len(CELL_SLSTM, B, T, d, H);
-}
+size_t slstm_scratch_len(int B, int T, int d, int H) { return scratch_len(CELL_SLSTM, B, d, H); }
 
 void elman_forward(real *h, real *scratch, const real *gx, const real *R, int B, int T, int d,
                    int H)
@@ -476,6 +577,36 @@ void slstm_backward(real *dgx, real *dR, real *scratch, const real *dh, const re
     a.h = (real *)h; // the cell's caches are read only in the backward
     a.c = (real *)c;
     a.n = (real *)n;
+    a.gates = (real *)gates;
+    a.R = R;
+    run_backward(&a);
+}
+
+/* lstm (kernels/ops.h's rnn_cell: LSTM): the cell with H = 1, whose R
+ * (4d, d) is then the one block. */
+size_t lstm_scratch_len(int B, int d) { return scratch_len(CELL_LSTM, B, d, 1); }
+
+void lstm_forward(real *h, real *c, real *gates, const real *gx, const real *R, int B, int T,
+                  int d)
+{
+    cell_call a = call_of(CELL_LSTM, NULL, B, T, d, 1);
+    a.h = h;
+    a.c = c;
+    a.gates = gates;
+    a.gx = gx;
+    a.R = R;
+    run_forward(&a);
+}
+
+void lstm_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h,
+                   const real *c, const real *gates, const real *R, int B, int T, int d)
+{
+    cell_call a = call_of(CELL_LSTM, scratch, B, T, d, 1);
+    a.dgx = dgx;
+    a.dR = dR;
+    a.dh = dh;
+    a.h = (real *)h; // the cell's caches are read only in the backward
+    a.c = (real *)c;
     a.gates = (real *)gates;
     a.R = R;
     run_backward(&a);

@@ -1,0 +1,196 @@
+/* cuda_models.c: every mixer with a CUDA version inside a whole model
+ * (2 layers, MLP, head), GPU against CPU from the same initialisation:
+ * identical parameters after creation, the forward's loss and
+ * probabilities, every parameter's gradient, then 50 AdamW steps on the
+ * same batches with the loss curves compared step by step. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../models/model.h"
+#include "cuda_check.h"
+#include "support.h"
+
+static void setup(void)
+{
+    ops_set_threads(1);
+    xt_require_gpu();
+}
+
+TestSuite(cuda_models, .init = setup);
+
+enum { B = 4, T = 37, VOCAB_IN = 3, VOCAB_OUT = 2, STEPS = 50 };
+
+typedef struct {
+    const char *name;
+    int mixer, eigen, pos, mlp;
+} variant;
+
+static const variant variants[] = {
+    {"lstm", MIXER_LSTM, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
+    {"deltanet positive", MIXER_DELTANET, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
+    {"deltanet signed", MIXER_DELTANET, EIGEN_SIGNED, POS_ROPE, MLP_SWIGLU},
+    {"linear_attn", MIXER_LINEAR_ATTN, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
+    {"attention rope", MIXER_ATTENTION, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
+    {"attention learned positions, gelu", MIXER_ATTENTION, EIGEN_POSITIVE, POS_LEARNED, MLP_GELU},
+};
+
+static model *create_on(ops_backend_kind backend, const variant *v, uint64_t seed)
+{
+    model_spec s = {0};
+    s.mixer[0] = v->mixer;
+    s.n_mixer = 1;
+    s.layers = 2;
+    s.d_model = 32;
+    s.heads = 2;
+    s.eigen = v->eigen;
+    s.mlp = v->mlp;
+    s.mlp_ratio = 2;
+    s.pos = v->pos;
+    s.rope_theta = 10000;
+    s.feature_map = FMAP_ELU1;
+    s.normalize = 1;
+    model_config cfg = {.spec = s, .vocab_in = VOCAB_IN, .vocab_out = VOCAB_OUT, .max_batch = B, .max_len = T};
+    char err[256] = "";
+    cr_assert_eq(ops_set_backend(backend), 0);
+    model *m = model_create(&cfg, seed, err, sizeof err);
+    cr_assert_not_null(m, "model_create (%s, %s): %s", v->name, backend == OPS_CUDA ? "CUDA" : "CPU", err);
+    return m;
+}
+
+/* Batch `step` of running parity over random bits, generated on the host
+ * (counter-based: the same on both devices); every third target unscored. */
+static void batch(int *x, int *y, uint64_t seed, int step)
+{
+    uint64_t st = seed * 1000003u + (uint64_t)step;
+    for (int b = 0; b < B; b++) {
+        int parity = 0;
+        for (int t = 0; t < T; t++) {
+            const int bit = rand_uniform(&st) < 0.5;
+            parity ^= bit;
+            x[b * T + t] = 1 + bit;
+            y[b * T + t] = t % 3 == 1 ? -1 : parity;
+        }
+    }
+}
+
+/* Runs f on the model's backend. */
+#define ON(backend, f)                                                                   \
+    do {                                                                                 \
+        cr_assert_eq(ops_set_backend(backend), 0);                                       \
+        f;                                                                               \
+    } while (0)
+
+/* Forward of a 2-layer model: about ten stages (norms, gemms of d and 2d,
+ * the mixer's scan over T, the head), each within its tol_sum budget
+ * (cuda_check.h); their errors add, and the chain's gains multiply them by
+ * a few: ten times the largest stage's budget. Gradients pass the chain
+ * twice and sum over B T rows: ten times that again. */
+static const double tol_forward = 10 * 10 * (8 * XT_EPS) * (8 * XT_EPS) * (T * 16 + 64) * 10;
+static const double tol_grads = 10 * 10 * 10 * (8 * XT_EPS) * (8 * XT_EPS) * (T * 16 + 64) * 10;
+
+static void compare_one_step(const variant *v, uint64_t seed)
+{
+    model *mc = create_on(OPS_CPU, v, seed), *mg = create_on(OPS_CUDA, v, seed);
+    size_t n = model_num_params(mc);
+    cr_assert_eq(model_num_params(mg), n);
+    real *pc, *pg;
+    ON(OPS_CPU, pc = model_params(mc));
+    ON(OPS_CUDA, pg = model_params(mg));
+    cr_assert(memcmp(pc, pg, n * sizeof(real)) == 0, "%s: the GPU model starts from other parameters", v->name);
+
+    int x[B * T], y[B * T], count[2];
+    batch(x, y, seed, 0);
+    double loss[2];
+    ON(OPS_CPU, loss[0] = model_forward(mc, x, y, B, T, &count[0]));
+    ON(OPS_CUDA, loss[1] = model_forward(mg, x, y, B, T, &count[1]));
+    cr_assert_eq(count[0], count[1]);
+    cr_expect(fabs(loss[1] - loss[0]) <= sqrt(xt_tol_gemm(tol_forward)) * fabs(loss[0]), "%s: loss GPU %.9g CPU %.9g", v->name,
+              loss[1], loss[0]);
+    const size_t np = (size_t)B * T * VOCAB_OUT;
+    static real probs_cpu[B * T * VOCAB_OUT];
+    ON(OPS_CPU, memcpy(probs_cpu, model_probs(mc), np * sizeof(real)));
+    char what[128];
+    snprintf(what, sizeof what, "%s: probabilities", v->name);
+    ON(OPS_CUDA, xt_expect_close(what, model_probs(mg), probs_cpu, np, xt_tol_gemm(tol_forward)));
+
+    ON(OPS_CPU, model_backward(mc));
+    ON(OPS_CUDA, model_backward(mg));
+    const real *gc, *gg;
+    ON(OPS_CPU, gc = model_grads(mc));
+    ON(OPS_CUDA, gg = model_grads(mg));
+    for (int i = 0; i < model_num_tensors(mc); i++) {
+        const model_tensor *e = model_tensor_at(mc, i);
+        snprintf(what, sizeof what, "%s: gradient of %s", v->name, e->name);
+        xt_expect_close(what, gg + e->offset, gc + e->offset, e->size, xt_tol_gemm(tol_grads));
+    }
+    ON(OPS_CPU, model_free(mc));
+    ON(OPS_CUDA, model_free(mg));
+}
+
+Test(cuda_models, forward_and_gradients_match_cpu)
+{
+    const uint64_t seed = 2024;
+    fprintf(stderr, "cuda_models.forward_and_gradients_match_cpu: seed %llu\n", (unsigned long long)seed);
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) compare_one_step(&variants[i], seed + i);
+}
+
+/* The loss curves of 50 steps. Rounding differences (normalised MSE ~1e-10
+ * of the gradients above, i.e. ~1e-5 relative) feed back through the
+ * updates; AdamW's normalised steps make parameters with near-zero
+ * gradients move by the sign of noise, so the curves separate slowly; a
+ * wrong gradient anywhere moves them apart at once by far more. 1e-2
+ * relative per step is the bound (llm.c compares its GPU and CPU losses to
+ * 1e-2 likewise). With TF32 gemms the curves separate faster: run it in
+ * fp32. */
+static void compare_training(const variant *v, uint64_t seed)
+{
+    model *mc = create_on(OPS_CPU, v, seed), *mg = create_on(OPS_CUDA, v, seed);
+    model *ms[2] = {mc, mg};
+    double curve[2][STEPS];
+    int x[B * T], y[B * T];
+    for (int side = 0; side < 2; side++) {
+        cr_assert_eq(ops_set_backend(side ? OPS_CUDA : OPS_CPU), 0);
+        for (int step = 1; step <= STEPS; step++) {
+            batch(x, y, seed, step);
+            int count = 0;
+            curve[side][step - 1] = model_forward(ms[side], x, y, B, T, &count);
+            model_backward(ms[side]);
+            model_adamw_step(ms[side], lr_schedule(3e-3, 5, STEPS, 0.1, step), 0.9, 0.999, 1e-8, 0.01, 1.0, step);
+        }
+        model_free(ms[side]);
+    }
+    for (int s = 0; s < STEPS; s++) {
+        cr_expect(isfinite(curve[1][s]), "%s: GPU loss at step %d is %f", v->name, s + 1, curve[1][s]);
+        cr_expect(fabs(curve[1][s] - curve[0][s]) <= 1e-2 * fabs(curve[0][s]),
+                  "%s: loss at step %d: GPU %.7g CPU %.7g", v->name, s + 1, curve[1][s], curve[0][s]);
+    }
+    fprintf(stderr, "  %s: loss step 1 %.5f -> step %d CPU %.5f GPU %.5f\n", v->name, curve[0][0], STEPS,
+            curve[0][STEPS - 1], curve[1][STEPS - 1]);
+}
+
+Test(cuda_models, fifty_steps_follow_the_cpu_curve, .timeout = 600)
+{
+    const uint64_t seed = 7;
+    fprintf(stderr, "cuda_models.fifty_steps_follow_the_cpu_curve: seed %llu\n", (unsigned long long)seed);
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) compare_training(&variants[i], seed + i);
+}
+
+/* On the CUDA backend a mixer without CUDA ops is refused at creation. */
+Test(cuda_models, mixers_without_cuda_are_refused)
+{
+    model_spec s = {0};
+    s.mixer[0] = MIXER_GRU;
+    s.n_mixer = 1;
+    s.layers = 1;
+    s.d_model = 8;
+    s.heads = 1;
+    s.mlp = MLP_NONE;
+    model_config cfg = {.spec = s, .vocab_in = 2, .vocab_out = 2, .max_batch = 1, .max_len = 4};
+    char err[256] = "";
+    cr_assert_eq(ops_set_backend(OPS_CUDA), 0);
+    cr_expect_null(model_create(&cfg, 0, err, sizeof err));
+    cr_expect(strstr(err, "no CUDA implementation") != NULL, "the refusal says why: %s", err);
+    ops_set_backend(OPS_CPU);
+}
