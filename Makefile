@@ -66,6 +66,11 @@ CPU_KERN_OBJ := $(foreach tree,f32 f64 asan asan64 fuzz,$(patsubst %.c,build/$(t
 $(CPU_KERN_OBJ): CFLAGS += $(CPU_RENAME)
 $(CPU_KERN_OBJ): FUZZ_CFLAGS += $(CPU_RENAME)
 $(CPU_KERN_OBJ): kernels/cpu/cpu_names.h
+# The float CPU kernels contract a * b + c into FMAs (-std=c11 alone turns
+# that off): their pointwise polynomials and scans are chains of them.
+# Decided at compile time, so results still do not depend on the thread
+# count. The double (oracle) build keeps each operation rounded.
+$(foreach tree,f32 asan,$(patsubst %.c,build/$(tree)/%.o,$(wildcard kernels/cpu/*.c))): CFLAGS += -ffp-contract=fast
 
 .PHONY: all deps test test-asan test-cuda test-slurm fuzz run bench clean check-tools reproduce papers
 all: bin/statebench
@@ -148,6 +153,42 @@ else
 	@$(MAKE) --no-print-directory build/test_cuda
 	OMP_WAIT_POLICY=passive ./build/test_cuda --jobs 1
 endif
+
+# The same cross-backend tests with the CUDA backend on the CPU emulator
+# (tools/cuda_emu/README.md), no GPU or nvcc needed: every kernels/cuda/*.cu
+# rewritten by emu_launch (kernel<<<...>>> launches) and compiled by g++.
+# Only the C files that test SB_HAVE_CUDA get their own objects; the rest of
+# the float build is shared.
+.PHONY: test-cuda-emu
+EMU_DIR      := build/emu
+EMU_CXX      ?= g++
+EMU_SAN      := -fsanitize=bounds -fno-sanitize-recover=bounds
+EMU_CXXFLAGS := -std=c++20 -O2 -g -Wall -Wno-unknown-pragmas -Wno-unused-function -MMD -MP -Itools/cuda_emu/include
+EMU_CU_OBJ   := $(patsubst %.cu,$(EMU_DIR)/cu/%.o,$(wildcard kernels/cuda/*.cu))
+EMU_C_SRC    := $(shell grep -l SB_HAVE_CUDA $(CORE_SRC) $(HOST_SRC) 2>/dev/null)
+EMU_C_OBJ    := $(EMU_C_SRC:%.c=$(EMU_DIR)/c/%.o)
+EMU_SHARED   := $(filter-out $(EMU_C_SRC:%.c=build/f32/%.o) $(EMU_C_SRC:%.c=build/host/%.o),$(HOST_OBJ) $(F32_OBJ))
+EMU_LDLIBS   := $(filter-out -lcublas -lcudart_static,$(LDLIBS))
+.PRECIOUS: $(EMU_DIR)/cu/%.cpp
+$(EMU_DIR)/emu_launch: tools/cuda_emu/emu_launch.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 $(WARN) -o $@ $<
+$(EMU_DIR)/cu/%.cpp: %.cu $(EMU_DIR)/emu_launch
+	@mkdir -p $(dir $@)
+	$(EMU_DIR)/emu_launch $< $@
+$(EMU_DIR)/cu/%.o: $(EMU_DIR)/cu/%.cpp
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_SAN) -iquote $(dir $*) -include cuda_runtime.h -c $< -o $@
+$(EMU_DIR)/c/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSB_HAVE_CUDA $(if $(filter kernels/cpu/%,$<),$(CPU_RENAME)) -c $< -o $@
+$(EMU_DIR)/emu_rt.o: tools/cuda_emu/emu_rt.cpp
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -c $< -o $@
+build/test_cuda_emu: $(TEST_CUDA:%.c=build/host/%.o) $(SUPPORT:%.c=build/host/%.o) $(EMU_SHARED) $(EMU_C_OBJ) \
+                     $(EMU_CU_OBJ) $(EMU_DIR)/emu_rt.o
+	$(EMU_CXX) $(EMU_SAN) -o $@ $^ $(EMU_LDLIBS) -lpthread -lcriterion
+test-cuda-emu: build/test_cuda_emu
+	OMP_WAIT_POLICY=passive ./build/test_cuda_emu --jobs 2
 
 # A real sweep on a real single-node SLURM cluster (root: installs and starts
 # the daemons; otherwise prints SKIPPED).

@@ -319,9 +319,18 @@ static int compare_rows(sqlite3_stmt *a, sqlite3_stmt *b, int ncols, const char 
     return result;
 }
 
+/* 1 when the bound statement yields a row, 0 when none, -1 on error; the
+ * statement is reset (its bindings kept). */
+static int has_rows(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* Compares the results of run out_id in OUT with run in_id of the input:
- * steps done, parameters, evals (all columns), eval_metrics (all columns),
- * curves (all but tokens_per_s, which is timing). Returns 0 identical, 1
+ * steps done, parameters, evals (all columns), eval_metrics (all columns,
+ * when both copies have metric rows), curves (all but tokens_per_s, which is timing). Returns 0 identical, 1
  * different (diff says how), -1 error. */
 static int compare_results(merge_ctx *m, int64_t out_id, int64_t in_id, char *diff, size_t len)
 {
@@ -334,9 +343,16 @@ static int compare_results(merge_ctx *m, int64_t out_id, int64_t in_id, char *di
         rc = compare_rows(m->out_evals, m->in_evals, 7, "evals", diff, len);
     }
     if (rc == 0) {
+        /* A copy with no metric rows at all was made by a version before
+         * eval_metrics (schema v3): it has nothing to compare, not different
+         * results. */
         sqlite3_bind_int64(m->out_metrics, 1, out_id);
         sqlite3_bind_int64(m->in_metrics, 1, in_id);
-        rc = compare_rows(m->out_metrics, m->in_metrics, 4, "eval_metrics", diff, len);
+        int out_has = has_rows(m->out_metrics), in_has = has_rows(m->in_metrics);
+        if (out_has < 0 || in_has < 0)
+            rc = -1;
+        else if (out_has && in_has)
+            rc = compare_rows(m->out_metrics, m->in_metrics, 4, "eval_metrics", diff, len);
     }
     if (rc == 0) {
         sqlite3_bind_int64(m->out_curves, 1, out_id);

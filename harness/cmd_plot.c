@@ -348,6 +348,7 @@ static int lengthgen_figure(const plot_options *o, const grp_set *set)
     char *keep = calloc(at_least_one(set->count), 1);
     if (!keep) return -1;
     int train_lo = 0, train_hi = 0, xmin = INT_MAX, xmax = 1, any = 0;
+    double lowest = 0; /* below-chance accuracies widen the y range instead of leaving it */
     for (int i = 0; i < set->count; i++) {
         const grp_run *r = &set->runs[i];
         keep[i] = (char)run_has_points(r);
@@ -355,6 +356,7 @@ static int lengthgen_figure(const plot_options *o, const grp_set *set)
         for (int j = 0; j < r->n_points; j++) {
             if (r->points[j].n < xmin) xmin = r->points[j].n;
             if (r->points[j].n > xmax) xmax = r->points[j].n;
+            if (r->points[j].value < lowest) lowest = r->points[j].value;
         }
         if (r->train_hi <= 0 || r->n_points == 0) continue;
         if (train_hi == 0 || r->train_lo < train_lo) train_lo = r->train_lo;
@@ -390,8 +392,9 @@ static int lengthgen_figure(const plot_options *o, const grp_set *set)
     int rc = 0;
     {
         int accuracy = !groups_lower_is_better(o->metric);
+        double ymin = lowest < -0.04 ? floor((lowest - 0.01) * 20) / 20 - 0.05 : -0.05;
         strbuf_appendf(&fig.vars, "; ylabel_text='%s'; chance=%d; ymin=%g; ymax=%g", metric_label(o->metric),
-                       !strcmp(o->metric, "scaled_acc"), accuracy ? -0.05 : 0.0, accuracy ? 1.05 : 0.0);
+                       !strcmp(o->metric, "scaled_acc"), accuracy ? ymin : 0.0, accuracy ? 1.05 : 0.0);
         strbuf_appendf(&fig.vars, "; train_lo=%d; train_hi=%d; xmin=%d; xmax=%d", train_lo, train_hi, xmin, xmax);
         if (o->x_field) {
             strbuf_appendf(&fig.vars, "; xlabel_text=");

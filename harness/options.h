@@ -52,6 +52,10 @@ enum {
     OPT_NOT_HASHED = 8, /* how a run is carried out, not what it computes
                            (train.checkpoint_every): left out of the
                            canonical JSON and the hash */
+    OPT_HASHED_UNLESS_DEFAULT = 16, /* left out of the canonical JSON and the
+                           hash while at its default: an option added
+                           later (train.precision) keeps the hashes of
+                           the runs recorded before it */
 };
 
 typedef struct sb_option {

@@ -10,15 +10,18 @@ static const char *const palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7"
 enum { BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY, BLACK, N_COLORS };
 
 /* The mixers compared most often (Grazzi et al., Zoology) get distinct
- * colours and filled points; the others reuse a colour with another point. */
+ * colours and filled points; the others reuse a colour with another point,
+ * chosen so that the mixers of each paper config (configs/papers/) differ
+ * in colour: Deletang's elman / lstm / attention, Zoology's and RegBench's
+ * attention / linear_attn / mamba / deltanet / gla / retnet / lstm. */
 static const struct {
     const char *mixer;
     int color, point;
 } mixer_styles[] = {
     {"deltanet", BLUE, 7},        {"mamba", VERMILLION, 5},  {"lstm", GREEN, 9},        {"attention", BLACK, 13},
     {"mlstm", PURPLE, 11},        {"slstm", ORANGE, 15},     {"mamba2", SKY, 7},        {"gated_deltanet", BLUE, 6},
-    {"gla", VERMILLION, 4},       {"gru", GREEN, 8},         {"retnet", PURPLE, 10},    {"linear_attn", ORANGE, 12},
-    {"hgrn", SKY, 14},            {"elman", BLACK, 6},       {"mingru", BLUE, 2},       {"minlstm", VERMILLION, 1},
+    {"gla", SKY, 4},              {"gru", GREEN, 8},         {"retnet", PURPLE, 10},    {"linear_attn", ORANGE, 12},
+    {"hgrn", SKY, 14},            {"elman", SKY, 6},         {"mingru", BLUE, 2},       {"minlstm", VERMILLION, 1},
     {"lru", PURPLE, 3},           {"s4d", ORANGE, 2},
 };
 

@@ -55,6 +55,16 @@ static void write_value(json_buf *j, const sb_option *o, const run_spec *s)
     }
 }
 
+/* 1 when o is left out of the canonical JSON of s (options.h's flags). */
+static int unhashed(const sb_option *o, const run_spec *s)
+{
+    if (o->flags & OPT_NOT_HASHED) return 1;
+    if (!(o->flags & OPT_HASHED_UNLESS_DEFAULT) || !o->def) return 0;
+    char value[256];
+    option_format(o, s, value, sizeof value);
+    return strcmp(value, o->def) == 0;
+}
+
 /* The applicable options of one section, sorted by key, as a JSON object. */
 static void write_section(json_buf *j, const char *section, const run_spec *s)
 {
@@ -64,7 +74,7 @@ static void write_section(json_buf *j, const char *section, const run_spec *s)
     char why[128];
     for (int i = 0; i < sb_option_count && n < 64; i++) {
         const sb_option *o = &sb_options[i];
-        if (strncmp(o->name, section, len) == 0 && o->name[len] == '.' && !(o->flags & OPT_NOT_HASHED) &&
+        if (strncmp(o->name, section, len) == 0 && o->name[len] == '.' && !unhashed(o, s) &&
             option_applies(o, s, why, sizeof why))
             sel[n++] = o;
     }

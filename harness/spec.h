@@ -24,6 +24,7 @@ enum { EIGEN_POSITIVE = 0, EIGEN_SIGNED = 1 };
 enum { MLP_SWIGLU = 0, MLP_GELU = 1, MLP_NONE = 2 };
 enum { POS_ROPE = 0, POS_LEARNED = 1, POS_NONE = 2 };
 enum { FMAP_ELU1 = 0, FMAP_IDENTITY = 1, FMAP_RELU = 2 };
+enum { PRECISION_FP32 = 0, PRECISION_TF32 = 1, PRECISION_BF16 = 2 }; /* train.precision */
 
 /* mixer ids; names in models/model.h (mixer_name / mixer_find) */
 enum {
@@ -90,6 +91,7 @@ typedef struct {
     double weight_decay, beta1, beta2, eps, grad_clip; /* grad_clip 0 = off */
     int log_every;           /* curve rows every k steps */
     int checkpoint_every;    /* checkpoints (harness/checkpoint.c): every k steps, 0 = only on a signal */
+    int precision;           /* PRECISION_*: the GPU's gemms; the CPU computes fp32 */
 } train_spec;
 
 typedef struct {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../kernels/ops.h"
 #include "../models/model.h"
 #include "../tasks/task.h"
 #include "checkpoint.h"
@@ -72,33 +73,28 @@ static double memory_limit(char *what, size_t len)
 
 /* Counts the right predictions over the scored positions of a (B,T) batch,
  * examples first..first+B-1 of split, and the examples whose every scored
- * position is right. Right: argmax == target, or the task's own rule when
+ * position is right. pred (B,T) is the argmax of every position
+ * (model_predictions). Right: argmax == target, or the task's own rule when
  * it has a scorer (icll's dfa_acc), which gets the argmax of every position.
  * plain_correct (NULL: not counted) counts argmax == target whatever the task's rule. */
 static void score_batch(const task_def *task, const run_spec *s, int split, uint64_t first,
-                        const int *x, const real *probs, const int *y, int B, int T, int V,
+                        const int *x, const int *pred, const int *y, int B, int T,
                         int64_t *correct, int64_t *scored, int64_t *seq_correct,
                         int64_t *seq_scored, int64_t *plain_correct)
 {
-    int *pred = malloc((size_t)T * sizeof *pred);  /* (T) argmax per position */
     unsigned char *right = malloc((size_t)T);      /* (T) the task scorer's verdicts */
-    if (!pred || !right) {
+    if (!right) {
         fprintf(stderr, "statebench: out of memory scoring a batch of length %d\n", T);
         exit(EXIT_FAILURE);
     }
     for (int b = 0; b < B; b++) {
-        const int *yb = y + (size_t)b * T;
+        const int *yb = y + (size_t)b * T, *pb = pred + (size_t)b * T;
         for (int t = 0; t < T; t++) {
-            const real *p = probs + ((size_t)b * T + t) * V;
-            int best = 0;
-            for (int v = 1; v < V; v++)
-                if (p[v] > p[best]) best = v;
-            pred[t] = best;
-            right[t] = best == yb[t];
+            right[t] = pb[t] == yb[t];
             if (plain_correct && yb[t] >= 0) *plain_correct += right[t];
         }
         if (task->score)
-            task->score(&s->task, s->seed, split, first + (uint64_t)b, T, x + (size_t)b * T, yb, pred,
+            task->score(&s->task, s->seed, split, first + (uint64_t)b, T, x + (size_t)b * T, yb, pb,
                         right);
         int any = 0, all = 1;
         for (int t = 0; t < T; t++) {
@@ -113,7 +109,6 @@ static void score_batch(const task_def *task, const run_spec *s, int split, uint
             if (all) (*seq_correct)++;
         }
     }
-    free(pred);
     free(right);
 }
 
@@ -130,7 +125,7 @@ static void evaluate_length(model *m, const task_def *t, const run_spec *s, int 
         int count = 0;
         double loss = model_forward(m, x, y, B, L, &count);
         loss_sum += loss * count;
-        score_batch(t, s, SPLIT_EVAL, (uint64_t)first, x, model_probs(m), y, B, L, vocab_out, &correct,
+        score_batch(t, s, SPLIT_EVAL, (uint64_t)first, x, model_predictions(m), y, B, L, &correct,
                     &scored, &seq_correct, &seq_scored, &plain_correct);
     }
     *plain_token_acc = scored ? (double)plain_correct / (double)scored : 0;
@@ -175,6 +170,28 @@ static int evaluate_grid(model *m, const task_def *t, const run_spec *s, int ste
 static int eval_due(const run_spec *s, int step)
 {
     return step == s->train.steps || (s->eval.every > 0 && step % s->eval.every == 0);
+}
+
+/* 1, with the run marked diverged, when st reports a step whose loss or
+ * gradient norm was not finite (its update was skipped, and on the GPU
+ * the steps queued after it do not count). */
+static int diverged(const model_step_stats *st, run_outcome *out)
+{
+    if (!st->first_bad_step) return 0;
+    const int bad_loss = st->first_bad_what == STEP_BAD_LOSS;
+    out->status = "diverged";
+    out->steps_done = bad_loss ? st->first_bad_step - 1 : st->first_bad_step;
+    snprintf(out->error, sizeof out->error, "%s became %s at step %d", bad_loss ? "loss" : "gradient norm",
+             isnan(st->first_bad_value) ? "nan" : "inf", st->first_bad_step);
+    return 1;
+}
+
+/* 1 when the host reads the step's metrics even on the GPU: a curve row,
+ * an evaluation, a checkpoint or a stop follows the step. */
+static int metrics_due(const run_spec *s, int step)
+{
+    return step % s->train.log_every == 0 || eval_due(s, step) || train_stop_signal ||
+           (s->train.checkpoint_every > 0 && step % s->train.checkpoint_every == 0);
 }
 
 /* Evaluates at `step`; returns 1 when the run stops early there (every
@@ -278,35 +295,46 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
     out->steps_done = step;
     if (resumed.eval_pending)
         stopped_early = eval_and_check_stop(m, t, s, step, x, y, cfg.vocab_out, db, run_id, prog, &db_failed);
+    /* On the GPU the step only queues work; the host waits for the device
+     * where it reads the step's metrics: on curve rows, evaluations,
+     * checkpoints, a stop signal and the last step (metrics_due). The CPU
+     * reads them at every step. Between reads the progress line shows the
+     * last ones read; tokens/s is over the steps since the last read. */
+    const int read_every_step = ops_get_backend() != OPS_CUDA;
+    double loss = 0, acc = 0, gnorm = 0, tps = 0, span_seconds = 0, span_tokens = 0;
     for (step++; step <= s->train.steps && !stopped_early && !db_failed; step++) {
         double ts = now_seconds();
         int L = task_train_batch(t, &s->task, s->seed, (uint64_t)(step - 1), s->train.batch, x, y);
-        int count = 0;
-        double loss = model_forward(m, x, y, s->train.batch, L, &count);
-        if (!isfinite(loss)) {
-            out->status = "diverged";
-            snprintf(out->error, sizeof out->error, "loss became %s at step %d", isnan(loss) ? "nan" : "inf", step);
-            break;
-        }
-        int64_t correct = 0, scored = 0, sc = 0, ss = 0;
-        score_batch(t, s, SPLIT_TRAIN, (uint64_t)(step - 1) * (uint64_t)s->train.batch, x, model_probs(m), y,
-                    s->train.batch, L, cfg.vocab_out, &correct, &scored, &sc, &ss, NULL);
+        model_forward_queued(m, x, y, s->train.batch, L);
         model_backward(m);
         double lr = lr_schedule(s->train.lr, s->train.warmup, s->train.steps, s->train.min_lr_ratio, step);
-        double gnorm = model_adamw_step(m, lr, s->train.beta1, s->train.beta2, s->train.eps,
-                                        s->train.weight_decay, s->train.grad_clip, step);
-        double dt = now_seconds() - ts;
-        train_time += dt;
-        double tps = dt > 0 ? (double)s->train.batch * L / dt : 0;
-        double acc = scored ? (double)correct / (double)scored : 0;
-        out->steps_done = step;
-        if (!isfinite(gnorm)) {
-            out->status = "diverged";
-            snprintf(out->error, sizeof out->error, "gradient norm became %s at step %d",
-                     isnan(gnorm) ? "nan" : "inf", step);
+        model_adamw_step_queued(m, lr, s->train.beta1, s->train.beta2, s->train.eps, s->train.weight_decay,
+                                s->train.grad_clip, step);
+        const int read = read_every_step || metrics_due(s, step);
+        model_step_stats st = {0};
+        if (read) model_step_read(m, &st);
+        if (diverged(&st, out)) {
+            train_time += now_seconds() - ts;
             break;
         }
-        if (step % s->train.log_every == 0 || step == s->train.steps) {
+        if (read) {
+            int64_t correct = 0, scored = 0, sc = 0, ss = 0;
+            score_batch(t, s, SPLIT_TRAIN, (uint64_t)(step - 1) * (uint64_t)s->train.batch, x,
+                        model_predictions(m), y, s->train.batch, L, &correct, &scored, &sc, &ss, NULL);
+            loss = st.loss;
+            gnorm = st.grad_norm;
+            acc = scored ? (double)correct / (double)scored : 0;
+        }
+        double dt = now_seconds() - ts;
+        train_time += dt;
+        span_seconds += dt;
+        span_tokens += (double)s->train.batch * L;
+        if (read) {
+            tps = span_seconds > 0 ? span_tokens / span_seconds : 0;
+            span_seconds = span_tokens = 0;
+        }
+        out->steps_done = step;
+        if (read && (step % s->train.log_every == 0 || step == s->train.steps)) {
             if (ncurves == cap) {
                 if (db_add_curves(db, run_id, curves, ncurves) != 0) db_failed = 1;
                 ncurves = 0;
@@ -316,6 +344,10 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
         }
         progress_step(prog, step, loss, acc, tps);
         if (train_stop_signal) {
+            if (!read) { /* the signal came after metrics_due looked */
+                model_step_read(m, &st);
+                if (diverged(&st, out)) break;
+            }
             /* the step's evaluation, when due, is left to the resumed run */
             char why[400] = "";
             if (ckpt && save_checkpoint(ckpt, hash, m, step, eval_due(s, step), train_time, db, run_id, curves,

@@ -45,6 +45,11 @@
     X(crossentropy_forward) \
     X(crossentropy_backward) \
     X(adamw_update) \
+    X(crossentropy_rows_forward) \
+    X(argmax_rows) \
+    X(sum_squares_into) \
+    X(step_guard_update) \
+    X(adamw_update_guarded) \
     X(rope_forward) \
     X(rope_backward) \
     X(attention_forward) \
@@ -136,6 +141,11 @@ OPS_ALL(CPU_OP)
     X(crossentropy_forward) \
     X(crossentropy_backward) \
     X(adamw_update) \
+    X(crossentropy_rows_forward) \
+    X(argmax_rows) \
+    X(sum_squares_into) \
+    X(step_guard_update) \
+    X(adamw_update_guarded) \
     X(rope_forward) \
     X(rope_backward) \
     X(attention_forward) \
@@ -149,7 +159,53 @@ OPS_ALL(CPU_OP)
     X(lstm_scratch_len) \
     X(lstm_backward) \
     X(silu_gate_forward) \
-    X(silu_gate_backward)
+    X(silu_gate_backward) \
+    X(elman_scratch_len) \
+    X(elman_forward) \
+    X(elman_backward) \
+    X(gru_scratch_len) \
+    X(gru_forward) \
+    X(gru_backward) \
+    X(slstm_scratch_len) \
+    X(slstm_forward) \
+    X(slstm_backward) \
+    X(mingru_gates_forward) \
+    X(mingru_gates_backward) \
+    X(minlstm_gates_forward) \
+    X(minlstm_gates_backward) \
+    X(hgrn_gates_forward) \
+    X(hgrn_gates_backward) \
+    X(scan_diag_forward) \
+    X(scan_diag_backward) \
+    X(scan_diag_complex_forward) \
+    X(scan_diag_complex_backward) \
+    X(lru_params_forward) \
+    X(lru_params_backward) \
+    X(s4d_scan_cache_len) \
+    X(s4d_scan_forward) \
+    X(s4d_scan_scratch_len) \
+    X(s4d_scan_backward) \
+    X(selective_scan_cache_len) \
+    X(selective_scan_forward) \
+    X(selective_scan_scratch_len) \
+    X(selective_scan_backward) \
+    X(ssd_decay_forward) \
+    X(ssd_decay_backward) \
+    X(head_repeat_forward) \
+    X(head_repeat_backward) \
+    X(head_scale_forward) \
+    X(head_scale_backward) \
+    X(skip_add_forward) \
+    X(skip_add_backward) \
+    X(scan_delta_vec_forward) \
+    X(scan_delta_vec_backward) \
+    X(sigmoid_pow_forward) \
+    X(sigmoid_pow_backward) \
+    X(mlstm_gates_forward) \
+    X(mlstm_gates_backward) \
+    X(mlstm_den_forward) \
+    X(mlstm_den_backward) \
+    X(fill_rows)
 OPS_CUDA(SAME_TYPE)
 #endif
 
@@ -157,7 +213,8 @@ static ops_backend_kind backend = OPS_CPU;
 
 /* An op without a CUDA version was called on the CUDA backend: model
  * creation refuses mixers that need one, so this is a bug; say which op. */
-static _Noreturn void no_cuda(const char *op)
+/* Unused while every op has a CUDA version; kept for the next new op. */
+__attribute__((unused)) static _Noreturn void no_cuda(const char *op)
 {
     fprintf(stderr, "statebench: op %s has no CUDA implementation yet; run this model with --device cpu\n", op);
     exit(1);
@@ -253,6 +310,38 @@ void ops_sync(void)
 #if SB_CUDA_OPS
     if (ON_CUDA) cuda_ops_sync();
 #endif
+}
+
+static ops_precision precision = OPS_FP32;
+
+void ops_set_precision(ops_precision p)
+{
+    precision = p;
+#if SB_CUDA_OPS
+    if (ON_CUDA) cuda_ops_set_tf32(p == OPS_TF32);
+#endif
+}
+
+/* On the GPU, what cuBLAS was told last (cuda_ops_init starts from
+ * STATEBENCH_TF32 in the environment, for the op tests and bench). */
+ops_precision ops_get_precision(void)
+{
+#if SB_CUDA_OPS
+    if (ON_CUDA) return cuda_ops_tf32() ? OPS_TF32 : OPS_FP32;
+#endif
+    return precision;
+}
+
+int ops_memory_info(size_t *free_bytes, size_t *total_bytes)
+{
+#if SB_CUDA_OPS
+    if (ON_CUDA) {
+        cuda_ops_memory(free_bytes, total_bytes);
+        return 0;
+    }
+#endif
+    *free_bytes = *total_bytes = 0;
+    return -1;
 }
 
 /* ---- the ops, in ops.h's order ---------------------------------------- */
@@ -399,6 +488,38 @@ void adamw_update(real *p, const real *g, real *m, real *v, size_t n, real lr, r
     cpu_adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
 }
 
+void crossentropy_rows_forward(real *losses, real *probs, const real *logits, const int *targets, int N,
+                               int V)
+{
+    ROUTE(crossentropy_rows_forward, (losses, probs, logits, targets, N, V));
+    cpu_crossentropy_rows_forward(losses, probs, logits, targets, N, V);
+}
+
+void argmax_rows(int *pred, const real *probs, int N, int V)
+{
+    ROUTE(argmax_rows, (pred, probs, N, V));
+    cpu_argmax_rows(pred, probs, N, V);
+}
+
+void sum_squares_into(double *out, const real *x, size_t n)
+{
+    ROUTE(sum_squares_into, (out, x, n));
+    cpu_sum_squares_into(out, x, n);
+}
+
+void step_guard_update(step_guard *g, const real *loss_sum, double clip, int step)
+{
+    ROUTE(step_guard_update, (g, loss_sum, clip, step));
+    cpu_step_guard_update(g, loss_sum, clip, step);
+}
+
+void adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real lr, real beta1, real beta2,
+                          real eps, real weight_decay, int t, const step_guard *guard)
+{
+    ROUTE(adamw_update_guarded, (p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, guard));
+    cpu_adamw_update_guarded(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, guard);
+}
+
 void rope_forward(real *out, const real *inp, int B, int T, int H, int D, real theta)
 {
     ROUTE(rope_forward, (out, inp, B, T, H, D, theta));
@@ -482,103 +603,103 @@ void lstm_backward(real *dgx, real *dR, real *scratch, const real *dh, const rea
 
 size_t elman_scratch_len(int B, int T, int d, int H)
 {
-    NO_CUDA(elman_scratch_len);
+    ROUTE_VALUE(elman_scratch_len, (B, T, d, H));
     return cpu_elman_scratch_len(B, T, d, H);
 }
 
 void elman_forward(real *h, real *scratch, const real *gx, const real *R, int B, int T, int d, int
                    H)
 {
-    NO_CUDA(elman_forward);
+    ROUTE(elman_forward, (h, scratch, gx, R, B, T, d, H));
     cpu_elman_forward(h, scratch, gx, R, B, T, d, H);
 }
 
 void elman_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h, const real
                     *R, int B, int T, int d, int H)
 {
-    NO_CUDA(elman_backward);
+    ROUTE(elman_backward, (dgx, dR, scratch, dh, h, R, B, T, d, H));
     cpu_elman_backward(dgx, dR, scratch, dh, h, R, B, T, d, H);
 }
 
 size_t gru_scratch_len(int B, int T, int d, int H)
 {
-    NO_CUDA(gru_scratch_len);
+    ROUTE_VALUE(gru_scratch_len, (B, T, d, H));
     return cpu_gru_scratch_len(B, T, d, H);
 }
 
 void gru_forward(real *h, real *gates, real *scratch, const real *gx, const real *R, int B, int T,
                  int d, int H)
 {
-    NO_CUDA(gru_forward);
+    ROUTE(gru_forward, (h, gates, scratch, gx, R, B, T, d, H));
     cpu_gru_forward(h, gates, scratch, gx, R, B, T, d, H);
 }
 
 void gru_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h, const real
                   *gates, const real *R, int B, int T, int d, int H)
 {
-    NO_CUDA(gru_backward);
+    ROUTE(gru_backward, (dgx, dR, scratch, dh, h, gates, R, B, T, d, H));
     cpu_gru_backward(dgx, dR, scratch, dh, h, gates, R, B, T, d, H);
 }
 
 size_t slstm_scratch_len(int B, int T, int d, int H)
 {
-    NO_CUDA(slstm_scratch_len);
+    ROUTE_VALUE(slstm_scratch_len, (B, T, d, H));
     return cpu_slstm_scratch_len(B, T, d, H);
 }
 
 void slstm_forward(real *h, real *c, real *n, real *gates, real *scratch, const real *gx, const real
                    *R, int B, int T, int d, int H)
 {
-    NO_CUDA(slstm_forward);
+    ROUTE(slstm_forward, (h, c, n, gates, scratch, gx, R, B, T, d, H));
     cpu_slstm_forward(h, c, n, gates, scratch, gx, R, B, T, d, H);
 }
 
 void slstm_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h, const real
                     *c, const real *n, const real *gates, const real *R, int B, int T, int d, int H)
 {
-    NO_CUDA(slstm_backward);
+    ROUTE(slstm_backward, (dgx, dR, scratch, dh, h, c, n, gates, R, B, T, d, H));
     cpu_slstm_backward(dgx, dR, scratch, dh, h, c, n, gates, R, B, T, d, H);
 }
 
 void mingru_gates_forward(real *a, real *b, const real *pz, const real *ph, size_t n, int
                           eigen_signed)
 {
-    NO_CUDA(mingru_gates_forward);
+    ROUTE(mingru_gates_forward, (a, b, pz, ph, n, eigen_signed));
     cpu_mingru_gates_forward(a, b, pz, ph, n, eigen_signed);
 }
 
 void mingru_gates_backward(real *dpz, real *dph, const real *da, const real *db, const real *pz,
                            const real *ph, size_t n, int eigen_signed)
 {
-    NO_CUDA(mingru_gates_backward);
+    ROUTE(mingru_gates_backward, (dpz, dph, da, db, pz, ph, n, eigen_signed));
     cpu_mingru_gates_backward(dpz, dph, da, db, pz, ph, n, eigen_signed);
 }
 
 void minlstm_gates_forward(real *a, real *b, const real *pf, const real *pi, const real *ph, size_t
                            n)
 {
-    NO_CUDA(minlstm_gates_forward);
+    ROUTE(minlstm_gates_forward, (a, b, pf, pi, ph, n));
     cpu_minlstm_gates_forward(a, b, pf, pi, ph, n);
 }
 
 void minlstm_gates_backward(real *dpf, real *dpi, real *dph, const real *da, const real *db, const
                             real *pf, const real *pi, const real *ph, size_t n)
 {
-    NO_CUDA(minlstm_gates_backward);
+    ROUTE(minlstm_gates_backward, (dpf, dpi, dph, da, db, pf, pi, ph, n));
     cpu_minlstm_gates_backward(dpf, dpi, dph, da, db, pf, pi, ph, n);
 }
 
 void hgrn_gates_forward(real *a, real *b, const real *pf, const real *pi, size_t n, int
                         eigen_signed)
 {
-    NO_CUDA(hgrn_gates_forward);
+    ROUTE(hgrn_gates_forward, (a, b, pf, pi, n, eigen_signed));
     cpu_hgrn_gates_forward(a, b, pf, pi, n, eigen_signed);
 }
 
 void hgrn_gates_backward(real *dpf, real *dpi, const real *da, const real *db, const real *pf, const
                          real *pi, size_t n, int eigen_signed)
 {
-    NO_CUDA(hgrn_gates_backward);
+    ROUTE(hgrn_gates_backward, (dpf, dpi, da, db, pf, pi, n, eigen_signed));
     cpu_hgrn_gates_backward(dpf, dpi, da, db, pf, pi, n, eigen_signed);
 }
 
@@ -597,34 +718,34 @@ void silu_gate_backward(real *dx, real *dg, const real *dout, const real *x, con
 
 void scan_diag_forward(real *h, const real *a, const real *b, int B, int T, int C)
 {
-    NO_CUDA(scan_diag_forward);
+    ROUTE(scan_diag_forward, (h, a, b, B, T, C));
     cpu_scan_diag_forward(h, a, b, B, T, C);
 }
 
 void scan_diag_backward(real *da, real *db, const real *dh, const real *h, const real *a, int B, int
                         T, int C)
 {
-    NO_CUDA(scan_diag_backward);
+    ROUTE(scan_diag_backward, (da, db, dh, h, a, B, T, C));
     cpu_scan_diag_backward(da, db, dh, h, a, B, T, C);
 }
 
 void scan_diag_complex_forward(real *h, const real *a, const real *x, int B, int T, int C)
 {
-    NO_CUDA(scan_diag_complex_forward);
+    ROUTE(scan_diag_complex_forward, (h, a, x, B, T, C));
     cpu_scan_diag_complex_forward(h, a, x, B, T, C);
 }
 
 void scan_diag_complex_backward(real *dx, real *da, const real *dh, const real *h, const real *a,
                                 int B, int T, int C)
 {
-    NO_CUDA(scan_diag_complex_backward);
+    ROUTE(scan_diag_complex_backward, (dx, da, dh, h, a, B, T, C));
     cpu_scan_diag_complex_backward(dx, da, dh, h, a, B, T, C);
 }
 
 void lru_params_forward(real *lambda, real *B_norm, const real *nu_log, const real *theta_log, const
                         real *B, int N, int H)
 {
-    NO_CUDA(lru_params_forward);
+    ROUTE(lru_params_forward, (lambda, B_norm, nu_log, theta_log, B, N, H));
     cpu_lru_params_forward(lambda, B_norm, nu_log, theta_log, B, N, H);
 }
 
@@ -632,26 +753,26 @@ void lru_params_backward(real *dnu_log, real *dtheta_log, real *dB, const real *
                          *dB_norm, const real *nu_log, const real *theta_log, const real *B, int N,
                          int H)
 {
-    NO_CUDA(lru_params_backward);
+    ROUTE(lru_params_backward, (dnu_log, dtheta_log, dB, dlambda, dB_norm, nu_log, theta_log, B, N, H));
     cpu_lru_params_backward(dnu_log, dtheta_log, dB, dlambda, dB_norm, nu_log, theta_log, B, N, H);
 }
 
 size_t s4d_scan_cache_len(int B, int T, int C, int M)
 {
-    NO_CUDA(s4d_scan_cache_len);
+    ROUTE_VALUE(s4d_scan_cache_len, (B, T, C, M));
     return cpu_s4d_scan_cache_len(B, T, C, M);
 }
 
 void s4d_scan_forward(real *y, real *cache, const real *u, const real *log_dt, const real *A_re_log,
                       const real *A_im, const real *Cm, const real *D, int B, int T, int C, int M)
 {
-    NO_CUDA(s4d_scan_forward);
+    ROUTE(s4d_scan_forward, (y, cache, u, log_dt, A_re_log, A_im, Cm, D, B, T, C, M));
     cpu_s4d_scan_forward(y, cache, u, log_dt, A_re_log, A_im, Cm, D, B, T, C, M);
 }
 
 size_t s4d_scan_scratch_len(int B, int T, int C, int M)
 {
-    NO_CUDA(s4d_scan_scratch_len);
+    ROUTE_VALUE(s4d_scan_scratch_len, (B, T, C, M));
     return cpu_s4d_scan_scratch_len(B, T, C, M);
 }
 
@@ -660,13 +781,13 @@ void s4d_scan_backward(real *du, real *dlog_dt, real *dA_re_log, real *dA_im, re
                        *log_dt, const real *A_re_log, const real *A_im, const real *Cm, const real
                        *D, int B, int T, int C, int M)
 {
-    NO_CUDA(s4d_scan_backward);
+    ROUTE(s4d_scan_backward, (du, dlog_dt, dA_re_log, dA_im, dCm, dD, scratch, dy, cache, u, log_dt, A_re_log, A_im, Cm, D, B, T, C, M));
     cpu_s4d_scan_backward(du, dlog_dt, dA_re_log, dA_im, dCm, dD, scratch, dy, cache, u, log_dt, A_re_log, A_im, Cm, D, B, T, C, M);
 }
 
 size_t selective_scan_cache_len(int B, int T, int Di, int N)
 {
-    NO_CUDA(selective_scan_cache_len);
+    ROUTE_VALUE(selective_scan_cache_len, (B, T, Di, N));
     return cpu_selective_scan_cache_len(B, T, Di, N);
 }
 
@@ -674,13 +795,13 @@ void selective_scan_forward(real *y, real *cache, const real *u, const real *dt_
                             *A_log, const real *Bm, const real *Cm, const real *D, const real *z,
                             int eigen_signed, int B, int T, int Di, int N)
 {
-    NO_CUDA(selective_scan_forward);
+    ROUTE(selective_scan_forward, (y, cache, u, dt_pre, A_log, Bm, Cm, D, z, eigen_signed, B, T, Di, N));
     cpu_selective_scan_forward(y, cache, u, dt_pre, A_log, Bm, Cm, D, z, eigen_signed, B, T, Di, N);
 }
 
 size_t selective_scan_scratch_len(int B, int T, int Di, int N)
 {
-    NO_CUDA(selective_scan_scratch_len);
+    ROUTE_VALUE(selective_scan_scratch_len, (B, T, Di, N));
     return cpu_selective_scan_scratch_len(B, T, Di, N);
 }
 
@@ -689,66 +810,66 @@ void selective_scan_backward(real *du, real *ddt_pre, real *dA_log, real *dBm, r
                              *u, const real *dt_pre, const real *Bm, const real *Cm, const real *D,
                              const real *z, int eigen_signed, int B, int T, int Di, int N)
 {
-    NO_CUDA(selective_scan_backward);
+    ROUTE(selective_scan_backward, (du, ddt_pre, dA_log, dBm, dCm, dD, dz, scratch, dy, cache, u, dt_pre, Bm, Cm, D, z, eigen_signed, B, T, Di, N));
     cpu_selective_scan_backward(du, ddt_pre, dA_log, dBm, dCm, dD, dz, scratch, dy, cache, u, dt_pre, Bm, Cm, D, z, eigen_signed, B, T, Di, N);
 }
 
 void ssd_decay_forward(real *dt, real *alpha, const real *dt_pre, const real *A_log, int
                        eigen_signed, int R, int H)
 {
-    NO_CUDA(ssd_decay_forward);
+    ROUTE(ssd_decay_forward, (dt, alpha, dt_pre, A_log, eigen_signed, R, H));
     cpu_ssd_decay_forward(dt, alpha, dt_pre, A_log, eigen_signed, R, H);
 }
 
 void ssd_decay_backward(real *ddt_pre, real *dA_log, const real *ddt, const real *dalpha, const real
                         *dt_pre, const real *A_log, int eigen_signed, int R, int H)
 {
-    NO_CUDA(ssd_decay_backward);
+    ROUTE(ssd_decay_backward, (ddt_pre, dA_log, ddt, dalpha, dt_pre, A_log, eigen_signed, R, H));
     cpu_ssd_decay_backward(ddt_pre, dA_log, ddt, dalpha, dt_pre, A_log, eigen_signed, R, H);
 }
 
 void head_repeat_forward(real *out, const real *inp, int R, int H, int K)
 {
-    NO_CUDA(head_repeat_forward);
+    ROUTE(head_repeat_forward, (out, inp, R, H, K));
     cpu_head_repeat_forward(out, inp, R, H, K);
 }
 
 void head_repeat_backward(real *dinp, const real *dout, int R, int H, int K)
 {
-    NO_CUDA(head_repeat_backward);
+    ROUTE(head_repeat_backward, (dinp, dout, R, H, K));
     cpu_head_repeat_backward(dinp, dout, R, H, K);
 }
 
 void head_scale_forward(real *out, const real *inp, const real *s, int R, int H, int P)
 {
-    NO_CUDA(head_scale_forward);
+    ROUTE(head_scale_forward, (out, inp, s, R, H, P));
     cpu_head_scale_forward(out, inp, s, R, H, P);
 }
 
 void head_scale_backward(real *dinp, real *ds, const real *dout, const real *inp, const real *s, int
                          R, int H, int P)
 {
-    NO_CUDA(head_scale_backward);
+    ROUTE(head_scale_backward, (dinp, ds, dout, inp, s, R, H, P));
     cpu_head_scale_backward(dinp, ds, dout, inp, s, R, H, P);
 }
 
 void skip_add_forward(real *y, const real *x, const real *D, int R, int G, int P)
 {
-    NO_CUDA(skip_add_forward);
+    ROUTE(skip_add_forward, (y, x, D, R, G, P));
     cpu_skip_add_forward(y, x, D, R, G, P);
 }
 
 void skip_add_backward(real *dx, real *dD, const real *dy, const real *x, const real *D, int R, int
                        G, int P)
 {
-    NO_CUDA(skip_add_backward);
+    ROUTE(skip_add_backward, (dx, dD, dy, x, D, R, G, P));
     cpu_skip_add_backward(dx, dD, dy, x, D, R, G, P);
 }
 
 void scan_delta_vec_forward(real *o, real *states, const real *q, const real *k, const real *v,
                             const real *alpha, int B, int T, int H, int K, int V, real scale)
 {
-    NO_CUDA(scan_delta_vec_forward);
+    ROUTE(scan_delta_vec_forward, (o, states, q, k, v, alpha, B, T, H, K, V, scale));
     cpu_scan_delta_vec_forward(o, states, q, k, v, alpha, B, T, H, K, V, scale);
 }
 
@@ -756,27 +877,27 @@ void scan_delta_vec_backward(real *dq, real *dk, real *dv, real *dalpha, real *s
                              *dout, const real *states, const real *q, const real *k, const real *v,
                              const real *alpha, int B, int T, int H, int K, int V, real scale)
 {
-    NO_CUDA(scan_delta_vec_backward);
+    ROUTE(scan_delta_vec_backward, (dq, dk, dv, dalpha, scratch, dout, states, q, k, v, alpha, B, T, H, K, V, scale));
     cpu_scan_delta_vec_backward(dq, dk, dv, dalpha, scratch, dout, states, q, k, v, alpha, B, T, H, K, V, scale);
 }
 
 void sigmoid_pow_forward(real *out, const real *inp, size_t n, real p, int eigen_signed)
 {
-    NO_CUDA(sigmoid_pow_forward);
+    ROUTE(sigmoid_pow_forward, (out, inp, n, p, eigen_signed));
     cpu_sigmoid_pow_forward(out, inp, n, p, eigen_signed);
 }
 
 void sigmoid_pow_backward(real *dinp, const real *dout, const real *inp, size_t n, real p, int
                           eigen_signed)
 {
-    NO_CUDA(sigmoid_pow_backward);
+    ROUTE(sigmoid_pow_backward, (dinp, dout, inp, n, p, eigen_signed));
     cpu_sigmoid_pow_backward(dinp, dout, inp, n, p, eigen_signed);
 }
 
 void mlstm_gates_forward(real *fgate, real *igate, real *m, const real *f_pre, const real *i_pre,
                          int B, int T, int H)
 {
-    NO_CUDA(mlstm_gates_forward);
+    ROUTE(mlstm_gates_forward, (fgate, igate, m, f_pre, i_pre, B, T, H));
     cpu_mlstm_gates_forward(fgate, igate, m, f_pre, i_pre, B, T, H);
 }
 
@@ -784,25 +905,25 @@ void mlstm_gates_backward(real *df_pre, real *di_pre, const real *dfgate, const 
                           real *dm, const real *fgate, const real *igate, const real *m, const real
                           *f_pre, const real *i_pre, int B, int T, int H)
 {
-    NO_CUDA(mlstm_gates_backward);
+    ROUTE(mlstm_gates_backward, (df_pre, di_pre, dfgate, digate, dm, fgate, igate, m, f_pre, i_pre, B, T, H));
     cpu_mlstm_gates_backward(df_pre, di_pre, dfgate, digate, dm, fgate, igate, m, f_pre, i_pre, B, T, H);
 }
 
 void mlstm_den_forward(real *den, const real *nq, const real *m, size_t n)
 {
-    NO_CUDA(mlstm_den_forward);
+    ROUTE(mlstm_den_forward, (den, nq, m, n));
     cpu_mlstm_den_forward(den, nq, m, n);
 }
 
 void mlstm_den_backward(real *dnq, real *dm, const real *dden, const real *nq, const real *m, size_t
                         n)
 {
-    NO_CUDA(mlstm_den_backward);
+    ROUTE(mlstm_den_backward, (dnq, dm, dden, nq, m, n));
     cpu_mlstm_den_backward(dnq, dm, dden, nq, m, n);
 }
 
 void fill_rows(real *out, const double *row, int N, int C)
 {
-    NO_CUDA(fill_rows);
+    ROUTE(fill_rows, (out, row, N, C));
     cpu_fill_rows(out, row, N, C);
 }

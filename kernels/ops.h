@@ -43,6 +43,16 @@ void ops_upload(void *dst, const void *src, size_t bytes);
 void ops_download(void *dst, const void *src, size_t bytes);
 /* Waits until every op queued on the backend has finished (for timing). */
 void ops_sync(void);
+/* Precision of the gemms (train.precision): OPS_FP32, or OPS_TF32 (the
+ * CUDA backend lets cuBLAS round operands to TF32 on tensor cores). The
+ * CPU always computes fp32; there the setting is kept but changes nothing.
+ * Process-wide, like the backend; OPS_FP32 at start. */
+typedef enum { OPS_FP32, OPS_TF32 } ops_precision;
+void ops_set_precision(ops_precision p);
+ops_precision ops_get_precision(void);
+/* Free and total memory of the current backend's device in bytes (0 and
+ * -1 on the CPU, whose limit is the runner's: harness/train.c). */
+int ops_memory_info(size_t *free_bytes, size_t *total_bytes);
 
 /* ---- dense ------------------------------------------------------------ */
 /* out (N,OC) = inp (N,C) @ weight(OC,C)^T + bias(OC); bias may be NULL. */
@@ -129,6 +139,43 @@ void crossentropy_backward(real *dlogits, const real *probs, const int *targets,
  * Decoupled weight decay: p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). */
 void adamw_update(real *p, const real *g, real *m, real *v, size_t n, real lr,
                   real beta1, real beta2, real eps, real weight_decay, int t);
+
+/* ---- the training step without host syncs (kernels/cpu/train_step.c) -- */
+/* A GPU step must not wait for the device except where a metric is read,
+ * so the step's scalars stay in backend memory: a step_guard, written by
+ * the ops below and read by the host (ops_download) only on the steps
+ * that log. On the CPU the same ops compute what the host-side code did,
+ * bit for bit. */
+enum { STEP_BAD_LOSS = 1, STEP_BAD_GRAD = 2 };
+typedef struct {
+    double grad_sumsq;   /* sum of squares of this step's gradient (sum_squares_into) */
+    double grad_norm;    /* sqrt(grad_sumsq) */
+    double first_bad_value; /* the loss or norm of first_bad_step */
+    real loss_sum;       /* this step's sum of scored losses (step_guard_update copies it) */
+    real clip_scale;     /* factor the update applies to the gradient first (1: none) */
+    int skip;            /* 1: this step's loss or gradient norm is not finite: no update */
+    int first_bad_step;  /* the first such step since step_guard was zeroed; 0: none */
+    int first_bad_what;  /* STEP_BAD_LOSS or STEP_BAD_GRAD, of first_bad_step */
+} step_guard;
+/* crossentropy_forward without the count (the caller counts targets >= 0
+ * on the host), so it never waits for the backend. */
+void crossentropy_rows_forward(real *losses, real *probs, const real *logits,
+                               const int *targets, int N, int V);
+/* pred (N) = the first index of the largest of each row of probs (N,V). */
+void argmax_rows(int *pred, const real *probs, int N, int V);
+/* *out = sum_squares(x, n), out in backend memory. */
+void sum_squares_into(double *out, const real *x, size_t n);
+/* After sum_squares_into(&g->grad_sumsq, ...): copies *loss_sum (backend
+ * memory; NULL when nothing was scored: 0) into g->loss_sum, sets
+ * grad_norm, and skip when the loss sum or the norm is not finite,
+ * recording the first such step; clip_scale = clip / norm when clip > 0
+ * and norm > clip (rounded to real once), else 1. */
+void step_guard_update(step_guard *g, const real *loss_sum, double clip, int step);
+/* adamw_update after scaling g (n) in place by guard->clip_scale; nothing
+ * at all when guard->skip. */
+void adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real lr,
+                          real beta1, real beta2, real eps, real weight_decay, int t,
+                          const step_guard *guard);
 
 /* ---- positions and attention ----------------------------------------- */
 /* Rotary embedding on x (B,T,H,D), D even, pairs (2i, 2i+1), angle

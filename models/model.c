@@ -47,6 +47,10 @@ struct model {
     real *acts, *work;              // activation and activation-gradient arenas
     int *tokens, *targets;          // (max_batch, max_len): the last forward's inputs
     int *host_targets;              // (max_batch, max_len) host staging of targets
+    int *pred;                      // (max_batch, max_len) argmax per position (model_predictions)
+    int *host_pred;                 // its host copy on the GPU (NULL on the CPU)
+    step_guard *guard;              // (1) the optimiser step's scalars (model_step_read)
+    int step_count;                 // scored positions of the last step's forward
 
     /* A model on the GPU hands out host copies (model_params, model_grads,
      * model_adam_m, model_adam_v): host_state holds params | grads | m | v,
@@ -107,6 +111,8 @@ int mixer_available(int mixer)
  * on the CUDA backend, model creation refuses the others up front. */
 static const unsigned char mixer_cuda_ready[MIXER__COUNT] = {
     [MIXER_LSTM] = 1, [MIXER_DELTANET] = 1, [MIXER_LINEAR_ATTN] = 1, [MIXER_ATTENTION] = 1,
+    [MIXER_MAMBA] = 1, [MIXER_MAMBA2] = 1, [MIXER_GLA] = 1, [MIXER_GATED_DELTANET] = 1,
+    [MIXER_RETNET] = 1, [MIXER_MLSTM] = 1,
 };
 
 int mixer_on_cuda(int mixer)
@@ -347,7 +353,7 @@ static model_sizes sizes_of(const model_config *c)
 static size_t total_bytes(const model_config *c, const model_sizes *z)
 {
     const size_t tokens = (size_t)c->max_batch * c->max_len;
-    return sizeof(real) * (4 * z->n_params + z->acts + z->work) + 2 * tokens * sizeof(int) +
+    return sizeof(real) * (4 * z->n_params + z->acts + z->work) + 3 * tokens * sizeof(int) + sizeof(step_guard) +
            (size_t)z->n_tensors * sizeof(model_tensor) + (size_t)c->spec.layers * sizeof(block) +
            sizeof(model);
 }
@@ -475,13 +481,16 @@ model *model_create(const model_config *cfg, uint64_t seed, char *err, size_t er
     m->tokens = ops_alloc(tokens * sizeof *m->tokens);
     m->targets = ops_alloc(tokens * sizeof *m->targets);
     m->host_targets = calloc(tokens, sizeof *m->host_targets);
+    m->pred = ops_alloc(tokens * sizeof *m->pred);
+    m->guard = ops_alloc(sizeof *m->guard);
     if (m->backend == OPS_CUDA) {
         m->host_state = alloc_host_reals(4 * z.n_params);
         m->host_out = alloc_host_reals(2 * tokens * (size_t)cfg->vocab_out);
+        m->host_pred = calloc(tokens, sizeof *m->host_pred);
     }
     if (!m->tensors || !init || !m->blocks || !m->params || !m->grads || !m->adam_m ||
-        !m->acts || !m->work || !m->tokens || !m->targets || !m->host_targets ||
-        (m->backend == OPS_CUDA && (!m->host_state || !m->host_out)))
+        !m->acts || !m->work || !m->tokens || !m->targets || !m->host_targets || !m->pred || !m->guard ||
+        (m->backend == OPS_CUDA && (!m->host_state || !m->host_out || !m->host_pred)))
         goto oom;
     m->adam_v = m->adam_m + z.n_params;
 
@@ -521,6 +530,9 @@ void model_free(model *m)
     ops_free(m->tokens);
     ops_free(m->targets);
     free(m->host_targets);
+    ops_free(m->pred);
+    free(m->host_pred);
+    ops_free(m->guard);
     free(m->host_state);
     free(m->host_out);
     free(m);
@@ -597,7 +609,7 @@ static void mlp_backward(model *m, block *b, int N)
     rmsnorm_backward(m->dres, b->dnorm2, m->dnorm, b->res_mid, b->norm2, b->rstd2, N, d);
 }
 
-double model_forward(model *m, const int *x, const int *y, int B, int T, int *count)
+int model_forward_queued(model *m, const int *x, const int *y, int B, int T)
 {
     const int N = B * T, d = m->d, V = m->cfg.vocab_out;
     const mixer_dims dims = {&m->cfg.spec, d, B, T};
@@ -610,6 +622,9 @@ double model_forward(model *m, const int *x, const int *y, int B, int T, int *co
         y = m->host_targets;
     }
     ops_upload(m->targets, y, (size_t)N * sizeof *y);
+    // counted here, as crossentropy_forward counts, so the device never reports it
+    m->count = 0;
+    for (int i = 0; i < N; i++) m->count += y[i] >= 0;
 
     embedding_forward(m->embed_out, m->tokens, m->embed, m->pos, B, T, d);
     const real *res = m->embed_out;
@@ -623,14 +638,55 @@ double model_forward(model *m, const int *x, const int *y, int B, int T, int *co
     }
     rmsnorm_forward(m->norm_f_out, m->rstd_f, res, m->norm_f, N, d);
     matmul_forward(m->logits, m->norm_f_out, m->head, NULL, N, d, V);
-    m->count = crossentropy_forward(m->losses, m->probs, m->logits, m->targets, N, V);
-    if (count) *count = m->count;
-    if (m->count == 0) return 0;
+    crossentropy_rows_forward(m->losses, m->probs, m->logits, m->targets, N, V);
     // sum of the losses = losses (1,N) . ones (N)
-    matmul_forward(m->loss_sum, m->losses, m->ones, NULL, 1, N, 1);
+    if (m->count) matmul_forward(m->loss_sum, m->losses, m->ones, NULL, 1, N, 1);
+    return m->count;
+}
+
+double model_forward(model *m, const int *x, const int *y, int B, int T, int *count)
+{
+    const int scored = model_forward_queued(m, x, y, B, T);
+    if (count) *count = scored;
+    if (scored == 0) return 0;
     real loss_sum;
     ops_download(&loss_sum, m->loss_sum, sizeof loss_sum);
-    return (double)loss_sum / m->count;
+    return (double)loss_sum / scored;
+}
+
+step_guard *model_arena_guard(model *m)
+{
+    device_state(m);
+    return m->guard;
+}
+
+const real *model_take_step_loss(model *m)
+{
+    m->step_count = m->count;
+    return m->count ? m->loss_sum : NULL;
+}
+
+void model_step_read(model *m, model_step_stats *out)
+{
+    step_guard g;
+    check_backend(m, "reading the step");
+    ops_download(&g, m->guard, sizeof g);
+    out->loss = m->step_count ? (double)g.loss_sum / m->step_count : 0;
+    out->grad_norm = g.grad_norm;
+    out->first_bad_step = g.first_bad_step;
+    out->first_bad_what = g.first_bad_what;
+    out->first_bad_value = m->step_count && g.first_bad_what == STEP_BAD_LOSS
+                               ? g.first_bad_value / m->step_count : g.first_bad_value;
+}
+
+const int *model_predictions(model *m)
+{
+    const int N = m->B * m->T;
+    check_backend(m, "reading the predictions");
+    argmax_rows(m->pred, m->probs, N, m->cfg.vocab_out);
+    if (!m->host_pred) return m->pred;
+    ops_download(m->host_pred, m->pred, (size_t)N * sizeof *m->host_pred);
+    return m->host_pred;
 }
 
 void model_backward(model *m)

@@ -58,6 +58,10 @@ double model_forward(model *m, const int *x, const int *y, int B, int T, int *co
 /* logits (B,T,vocab_out) and probabilities of the last forward */
 const real *model_logits(const model *m);
 const real *model_probs(const model *m);
+/* The argmax over the vocabulary at each of the last forward's (B,T)
+ * positions (the first largest probability), in host memory: computed on
+ * the backend, so a GPU model downloads B*T ints, not the probabilities. */
+const int *model_predictions(model *m);
 /* Backward of the last forward's mean loss; zeroes and fills the grads. */
 void model_backward(model *m);
 
@@ -66,6 +70,29 @@ void model_backward(model *m);
  * gradient norm before clipping. step is 1-based. */
 double model_adamw_step(model *m, double lr, double beta1, double beta2,
                         double eps, double weight_decay, double clip, int step);
+
+/* The training step without host syncs. On the GPU the three calls
+ * below only queue work, and the host waits for the device only in
+ * model_step_read (and model_predictions), i.e. on the steps whose metrics
+ * are logged; on the CPU they compute exactly model_forward's and
+ * model_adamw_step's results. model_forward_queued returns the number of
+ * scored positions (counted on the host from y), model_adamw_step_queued
+ * skips the update of a step whose loss or gradient norm is not finite
+ * and remembers the first such step. */
+int model_forward_queued(model *m, const int *x, const int *y, int B, int T);
+void model_adamw_step_queued(model *m, double lr, double beta1, double beta2,
+                             double eps, double weight_decay, double clip, int step);
+typedef struct {
+    double loss;          /* mean loss of the last step's forward (0 if none scored) */
+    double grad_norm;     /* the last step's gradient norm before clipping */
+    int first_bad_step;   /* first step (since the model was created) whose loss
+                             (first_bad_what 1) or gradient norm (2) was not
+                             finite: its update was skipped; 0 when none */
+    int first_bad_what;
+    double first_bad_value; /* that loss or norm (nan or inf) */
+} model_step_stats;
+/* Waits for the backend and reads the last queued step's scalars. */
+void model_step_read(model *m, model_step_stats *out);
 
 /* Learning rate at 1-based step: linear warmup, then cosine to lr*min_ratio. */
 double lr_schedule(double lr, int warmup, int steps, double min_ratio, int step);

@@ -3,6 +3,7 @@
 #define SB_MODEL_INTERNAL_H
 
 #include "model.h"
+#include "../kernels/ops.h"
 
 /* AdamW moments, (num_params) each, same offsets as the params arena.
  * Host views, like model_params (model.c: a GPU model's are copies). */
@@ -17,5 +18,12 @@ real *model_arena_params(model *m);
 real *model_arena_grads(model *m);
 real *model_arena_adam_m(model *m);
 real *model_arena_adam_v(model *m);
+
+/* The optimiser step's scalars in backend memory (ops.h's step_guard). */
+step_guard *model_arena_guard(model *m);
+/* The last forward's loss sum in backend memory, for the step being
+ * queued (NULL when it scored nothing); model_step_read divides the
+ * guard's copy by that forward's count. */
+const real *model_take_step_loss(model *m);
 
 #endif

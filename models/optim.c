@@ -5,17 +5,19 @@
 #include "../kernels/ops.h"
 #include "model_internal.h"
 
-/* A non-finite gradient norm leaves the parameters untouched: the caller
- * sees the norm and marks the run diverged, with the last finite weights. */
-double model_adamw_step(model *m, double lr, double beta1, double beta2,
-                        double eps, double weight_decay, double clip, int step)
+/* Queues norm, clip and update on the backend; the guard skips the update
+ * when the loss or the gradient norm is not finite, so the parameters stay
+ * the last finite ones and the caller, reading the guard, marks the run
+ * diverged. */
+void model_adamw_step_queued(model *m, double lr, double beta1, double beta2, double eps,
+                             double weight_decay, double clip, int step)
 {
     real *p = model_arena_params(m), *g = model_arena_grads(m);
     real *mom = model_arena_adam_m(m), *var = model_arena_adam_v(m);
+    step_guard *guard = model_arena_guard(m);
     const size_t n = model_num_params(m);
-    const double norm = sqrt(sum_squares(g, n));
-    if (!isfinite(norm)) return norm;
-    if (clip > 0 && norm > clip) scale_inplace(g, n, (real)(clip / norm));
+    sum_squares_into(&guard->grad_sumsq, g, n);
+    step_guard_update(guard, model_take_step_loss(m), clip, step);
     // tensors are contiguous in the arena: one update per run of equal decay
     const int count = model_num_tensors(m);
     for (int i = 0; i < count;) {
@@ -24,10 +26,18 @@ double model_adamw_step(model *m, double lr, double beta1, double beta2,
         for (; i < count && model_tensor_at(m, i)->decay == first->decay; i++)
             len += model_tensor_at(m, i)->size;
         const size_t o = first->offset;
-        adamw_update(p + o, g + o, mom + o, var + o, len, (real)lr, (real)beta1, (real)beta2,
-                     (real)eps, first->decay ? (real)weight_decay : 0, step);
+        adamw_update_guarded(p + o, g + o, mom + o, var + o, len, (real)lr, (real)beta1, (real)beta2,
+                             (real)eps, first->decay ? (real)weight_decay : 0, step, guard);
     }
-    return norm;
+}
+
+double model_adamw_step(model *m, double lr, double beta1, double beta2,
+                        double eps, double weight_decay, double clip, int step)
+{
+    model_adamw_step_queued(m, lr, beta1, beta2, eps, weight_decay, clip, step);
+    model_step_stats st;
+    model_step_read(m, &st);
+    return st.grad_norm;
 }
 
 double lr_schedule(double lr, int warmup, int steps, double min_ratio, int step)

@@ -23,10 +23,22 @@ if (!exists("maxlines")) maxlines = 2
 if (!exists("fig_w")) fig_w = 2.4 + ncols * (maxword * 0.065 + 0.15 > 0.7 ? maxword * 0.065 + 0.15 : 0.7)
 if (!exists("fig_h")) fig_h = 0.9 + 0.4 * nrows + 0.17 * (maxlines + 1.5)
 if (fig_w < 4.5) fig_w = 4.5
+# a title wider than the figure goes on two lines, broken after "EXPERIMENT:", and
+# the figure widens to its longer line (about 0.085 in a character, 0.8 in of margins)
+title_break = strstrt(plot_title, ": ")
+if (strlen(plot_title) * 0.085 + 0.8 > fig_w && title_break > 0) {
+    title_text = plot_title[1:title_break] . "\n" . plot_title[title_break + 2:]
+    title_len = strlen(plot_title) - title_break - 1 > title_break ? strlen(plot_title) - title_break - 1 : title_break
+    fig_h = fig_h + 0.2
+} else {
+    title_text = plot_title
+    title_len = strlen(plot_title)
+}
+if (title_len * 0.085 + 0.8 > fig_w) fig_w = title_len * 0.085 + 0.8
 load style
 wrap(s) = strstrt(s, " ") ? s[1:strstrt(s, " ") - 1] . "\n" . wrap(s[strstrt(s, " ") + 1:]) : s
 
-set title plot_title
+set title title_text
 unset key
 unset grid
 set border 0
@@ -47,13 +59,14 @@ set colorbox user origin graph 1.03, graph 0 size character 1.5, graph 1
 set palette defined (0 "#440154", 0.25 "#3b528b", 0.5 "#21918c", 0.75 "#5ec962", 1 "#fde725")
 frac(v) = (v - cbmin) / (cbmax - cbmin)
 ink(v) = frac(v) > 0.6 ? 0x000000 : 0xffffff
+cell_text(v) = abs(v) < 0.005 ? "0.00" : sprintf("%.2f", v)   # no "-0.00"
 
 if (nmissing > 0) {
     plot datafile index 0 using 1:2:(0.5):(0.5):3 with boxxyerror lw 2 fc palette fs solid 1 border rgb "white", \
-         datafile index 0 using 1:2:(sprintf("%.2f", $3)):(ink($3)) with labels tc rgb variable font f_key, \
+         datafile index 0 using 1:2:(cell_text($3)):(ink($3)) with labels tc rgb variable font f_key, \
          datafile index 1 using 1:2:(0.5):(0.5) with boxxyerror lw 2 fc rgb "#f2f2f2" fs solid 1 border rgb "white", \
          datafile index 1 using 1:2:("n/a") with labels tc rgb "#999999" font f_small
 } else {
     plot datafile index 0 using 1:2:(0.5):(0.5):3 with boxxyerror lw 2 fc palette fs solid 1 border rgb "white", \
-         datafile index 0 using 1:2:(sprintf("%.2f", $3)):(ink($3)) with labels tc rgb variable font f_key
+         datafile index 0 using 1:2:(cell_text($3)):(ink($3)) with labels tc rgb variable font f_key
 }

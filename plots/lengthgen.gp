@@ -32,7 +32,7 @@ set format x "%g"
 set xrange [xmin / 1.15 : xmax * 1.15]
 if (ymax > ymin) {
     set yrange [ymin : ymax]
-    if (ymin > -0.1 && ymax < 1.1) { set ytics 0, 0.25, 1 }
+    if (ymin >= -1 && ymax < 1.1) { set ytics -1, 0.25, 1 }
 }
 
 # training range, drawn behind everything

@@ -34,6 +34,13 @@ static const variant variants[] = {
     {"linear_attn", MIXER_LINEAR_ATTN, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
     {"attention rope", MIXER_ATTENTION, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
     {"attention learned positions, gelu", MIXER_ATTENTION, EIGEN_POSITIVE, POS_LEARNED, MLP_GELU},
+    {"mamba", MIXER_MAMBA, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
+    {"mamba signed", MIXER_MAMBA, EIGEN_SIGNED, POS_ROPE, MLP_SWIGLU},
+    {"mamba2 signed", MIXER_MAMBA2, EIGEN_SIGNED, POS_ROPE, MLP_SWIGLU},
+    {"gla", MIXER_GLA, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
+    {"gated_deltanet signed", MIXER_GATED_DELTANET, EIGEN_SIGNED, POS_ROPE, MLP_SWIGLU},
+    {"retnet", MIXER_RETNET, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
+    {"mlstm", MIXER_MLSTM, EIGEN_POSITIVE, POS_ROPE, MLP_SWIGLU},
 };
 
 static model *create_on(ops_backend_kind backend, const variant *v, uint64_t seed)
@@ -51,6 +58,8 @@ static model *create_on(ops_backend_kind backend, const variant *v, uint64_t see
     s.rope_theta = 10000;
     s.feature_map = FMAP_ELU1;
     s.normalize = 1;
+    s.d_state = 16; /* mamba, mamba2 (and s4d) */
+    s.expand = 2;
     model_config cfg = {.spec = s, .vocab_in = VOCAB_IN, .vocab_out = VOCAB_OUT, .max_batch = B, .max_len = T};
     char err[256] = "";
     cr_assert_eq(ops_set_backend(backend), 0);

@@ -337,6 +337,26 @@ Test(merge, metric_differences_are_conflicts)
     cr_expect_eq(sql_int(out, "SELECT value = 0.625 FROM eval_metrics"), 1);
 }
 
+/* A copy made before eval_metrics existed (no metric rows at all) is the
+ * same result as one with them, not a conflict. */
+Test(merge, a_copy_without_metric_rows_is_not_a_conflict)
+{
+    char a[128], b[128], out[128], log[128];
+    path_in(a, sizeof a, "a.db");
+    path_in(b, sizeof b, "b.db");
+    path_in(out, sizeof out, "out.db");
+    path_in(log, sizeof log, "log.txt");
+    put_run(a, "h1", "done", 0.5);
+    put_run(b, "h1", "done", 0.5);
+    exec_sql(b, "DELETE FROM eval_metrics");
+
+    cr_expect_eq(merge(log, out, a, b, NULL), 0, "no conflict");
+    char *text = read_text(log);
+    cr_expect(strstr(text, "1 identical duplicates, 0 conflicts") != NULL, "%s", text);
+    free(text);
+    cr_expect_eq(sql_int(out, "SELECT count(*) FROM eval_metrics"), 1, "the first copy's metric kept");
+}
+
 Test(merge, timing_differences_are_not_conflicts_and_bench_rows_copy_once)
 {
     char a[128], b[128], out[128], log[128];

@@ -5,6 +5,8 @@
 #include <cblas.h>
 #include <tgmath.h>
 
+#include "fast_math.h"
+
 #ifdef SB_DOUBLE
 #define GEMM cblas_dgemm
 #else
@@ -97,15 +99,16 @@ void attention_forward(real *out, real *att, const real *q, const real *k,
             GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, D, scale,
                  qh + (size_t)r0 * ld, ld, kh, ld, 0, Pr, T);
             for (int r = 0; r < rows; r++) {
-                real *p = Pr + (size_t)r * T;
+                real *restrict p = Pr + (size_t)r * T;
                 int t = r0 + r;
                 real mx = p[0];
                 for (int j = 1; j <= t; j++) mx = p[j] > mx ? p[j] : mx;
+                /* the exponentials in a loop of their own, which vectorises
+                   (fast_math's exp in the float build) */
+                FM_SIMD
+                for (int j = 0; j <= t; j++) p[j] = fm_exp(p[j] - mx);
                 double sum = 0;
-                for (int j = 0; j <= t; j++) {
-                    p[j] = exp(p[j] - mx);
-                    sum += p[j];
-                }
+                for (int j = 0; j <= t; j++) sum += p[j];
                 real inv = (real)(1 / sum);
                 for (int j = 0; j <= t; j++) p[j] *= inv;
                 for (int j = t + 1; j < T; j++) p[j] = 0;

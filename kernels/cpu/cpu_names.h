@@ -32,6 +32,11 @@
 #define crossentropy_forward cpu_crossentropy_forward
 #define crossentropy_backward cpu_crossentropy_backward
 #define adamw_update cpu_adamw_update
+#define crossentropy_rows_forward cpu_crossentropy_rows_forward
+#define argmax_rows cpu_argmax_rows
+#define sum_squares_into cpu_sum_squares_into
+#define step_guard_update cpu_step_guard_update
+#define adamw_update_guarded cpu_adamw_update_guarded
 #define rope_forward cpu_rope_forward
 #define rope_backward cpu_rope_backward
 #define attention_forward cpu_attention_forward

@@ -4,26 +4,29 @@
 
 #include "../ops.h"
 
-/* Layout of the cache: A (Di,N) = -exp(A_log), dt (B,T,Di) =
+/* Layout of the cache: A^T (N,Di) = -exp(A_log)^T, dt (B,T,Di) =
  * softplus(dt_pre) and its slope s(dt_pre) (B,T,Di), computed once per
  * forward (the backward reuses them); then per batch b nck + 1 states
- * (Di,N), nck = ceil(T / CKPT): slot j holds h after min(j CKPT, T) steps
+ * (N,Di), nck = ceil(T / CKPT): slot j holds h after min(j CKPT, T) steps
  * (slot 0 = 0, the last slot the final state).
  * The forward advances chunk j in place in slot j + 1 after copying slot j
  * there, so the cache is its only workspace.
  *
  * Scratch of the backward, per batch b (never per thread, so its size
  * cannot depend on the thread count), L = min(T, CKPT):
- *   (L + 1) states (Di,N) of the chunk being reversed, recomputed from its
- *   checkpoint; L blocks (Di,N) of exp(dt A) from that recomputation;
- *   dh (Di,N), the gradient carried backwards through time; and partial sums
- *   of dA (Di,N) and dD (Di) over this batch row's tokens, added up over b in
+ *   (L + 1) states (N,Di) of the chunk being reversed, recomputed from its
+ *   checkpoint; L blocks (N,Di) of exp(dt A) from that recomputation;
+ *   dh (N,Di), the gradient carried backwards through time; and partial sums
+ *   of dA (N,Di) and dD (Di) over this batch row's tokens, added up over b in
  *   order at the end, so the result does not depend on the thread count;
- *   and s(z) (Di) of the token being reversed.
+ *   then per-token vectors (Di) of the token being reversed.
  *
- * Loops run token by token over all channels, state innermost: the state of
- * one batch row (Di N reals, 16 KiB at Di = 256, N = 16) stays in cache and
- * the N-loop vectorises (restrict pointers, no branches inside). */
+ * States are stored state-major, (N,Di): every loop runs over the channels
+ * innermost, Di wide (256 at d = 128), so it vectorises with no horizontal
+ * reductions (with (Di,N) each channel's N = 16 states made a reduction per
+ * channel and token, and the scan was a third of a mamba training step).
+ * One batch row's state (Di N reals, 16 KiB at Di = 256, N = 16) stays in
+ * cache. */
 
 /* Below this many state updates in total the scan runs on one thread. */
 #define SCAN_PARALLEL_MIN 65536
@@ -131,12 +134,15 @@ static size_t max_chunk(int T)
     return (size_t)(T < SELECTIVE_SCAN_CKPT ? T : SELECTIVE_SCAN_CKPT);
 }
 
+/* Per-token vectors (Di) of the backward: s(z), ypre, dL/dypre, gB, gA */
+#define SCAN_TOKEN_VECTORS 5
+
 /* reals of one batch row's scratch: states, exps, dh, dA partial, dD
- * partial, s(z) */
+ * partial, the per-token vectors */
 static size_t scratch_per_row(int T, int Di, int N)
 {
     const size_t DN = (size_t)Di * N;
-    return (2 * max_chunk(T) + 3) * DN + 2 * (size_t)Di;
+    return (2 * max_chunk(T) + 3) * DN + (1 + SCAN_TOKEN_VECTORS) * (size_t)Di;
 }
 
 /* offset of the checkpoints in the cache, after A, dt and s(dt_pre) */
@@ -179,32 +185,33 @@ static step_in step_at(const real *dt, const real *u, const real *z, const real 
                      Bm + row * N, Cm + row * N};
 }
 
-/* One channel's state update h (N) <- a h + dtu Bt; returns sum_n Ct h. */
-static inline real update_channel(real *restrict h, const real *restrict Ac,
-                                  const real *restrict Bt, const real *restrict Ct, real dt,
-                                  real dtu, decay_map m, int N)
+/* One token's state update h (N,Di) <- a h + dt u Bt, a = exp(dt A) mapped;
+ * acc (Di) = sum_n Ct[n] h[n]. With E given, it also keeps E (N,Di) =
+ * exp(dt A) for the reverse step: same arithmetic, same states. */
+static void update_token(real *restrict h, real *restrict acc, real *restrict E,
+                         const real *restrict AT, const step_in *in, decay_map m, int Di, int N)
 {
-    real acc = 0;
-#pragma omp simd reduction(+ : acc)
+    const real *restrict dt = in->dt, *restrict u = in->u;
     for (int n = 0; n < N; n++) {
-        const real hn = (m.k * scan_exp(dt * Ac[n]) - m.off) * h[n] + dtu * Bt[n];
-        h[n] = hn;
-        acc += Ct[n] * hn;
-    }
-    return acc;
-}
-
-/* The same update for the backward's recomputation, which also keeps
- * E (N) = exp(dt A) for the reverse step. Same arithmetic, same states. */
-static inline void update_channel_keep(real *restrict h, real *restrict E,
-                                       const real *restrict Ac, const real *restrict Bt,
-                                       real dt, real dtu, decay_map m, int N)
-{
+        real *restrict hn = h + (size_t)n * Di;
+        const real *restrict An = AT + (size_t)n * Di;
+        const real Bn = in->Bt[n], Cn = in->Ct[n];
+        if (E) {
+            real *restrict En = E + (size_t)n * Di;
 #pragma omp simd
-    for (int n = 0; n < N; n++) {
-        const real e = scan_exp(dt * Ac[n]);
-        E[n] = e;
-        h[n] = (m.k * e - m.off) * h[n] + dtu * Bt[n];
+            for (int c = 0; c < Di; c++) {
+                const real e = scan_exp(dt[c] * An[c]);
+                En[c] = e;
+                hn[c] = (m.k * e - m.off) * hn[c] + dt[c] * u[c] * Bn;
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < Di; c++) {
+                const real hv = (m.k * scan_exp(dt[c] * An[c]) - m.off) * hn[c] + dt[c] * u[c] * Bn;
+                hn[c] = hv;
+                acc[c] = (n ? acc[c] : 0) + Cn * hv;
+            }
+        }
     }
 }
 
@@ -213,14 +220,15 @@ void selective_scan_forward(real *y, real *cache, const real *u, const real *dt_
                             const real *z, int eigen_signed, int B, int T, int Di, int N)
 {
     // y, u, dt_pre, z (B,T,Di); Bm, Cm (B,T,N); A_log (Di,N); D (Di);
-    // cache: A (Di,N), dt (B,T,Di), s(dt_pre) (B,T,Di), then (B, nck+1, Di, N)
+    // cache: A^T (N,Di), dt (B,T,Di), s(dt_pre) (B,T,Di), then (B, nck+1, N, Di)
     // checkpoints
     const size_t DN = (size_t)Di * N, BTD = (size_t)B * T * Di;
     const int nck = num_chunks(T);
     const decay_map m = decay_of(eigen_signed);
-    real *A = cache, *dt = cache + DN, *sdt = dt + BTD;
+    real *AT = cache, *dt = cache + DN, *sdt = dt + BTD;
     real *all_slots = cache + slots_offset(B, T, Di, N);
-    for (size_t i = 0; i < DN; i++) A[i] = -exp(A_log[i]);
+    for (int c = 0; c < Di; c++)
+        for (int n = 0; n < N; n++) AT[(size_t)n * Di + c] = -exp(A_log[(size_t)c * N + n]);
     const size_t work = (size_t)B * T * DN;
 #pragma omp parallel for simd schedule(static) if (work >= SCAN_PARALLEL_MIN)
     for (size_t i = 0; i < BTD; i++) {
@@ -229,7 +237,7 @@ void selective_scan_forward(real *y, real *cache, const real *u, const real *dt_
     }
 #pragma omp parallel for schedule(static) if (work >= SCAN_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
-        real *slots = all_slots + (size_t)b * (size_t)(nck + 1) * DN; // (nck+1,Di,N)
+        real *slots = all_slots + (size_t)b * (size_t)(nck + 1) * DN; // (nck+1,N,Di)
         memset(slots, 0, DN * sizeof *slots);
         for (int j = 0; j < nck; j++) {
             real *h = slots + (size_t)(j + 1) * DN;
@@ -238,14 +246,12 @@ void selective_scan_forward(real *y, real *cache, const real *u, const real *dt_
             for (int t = t0; t < t0 + n; t++) {
                 const size_t row = (size_t)b * T + t;
                 const step_in in = step_at(dt, u, z, sdt, Bm, Cm, row, Di, N);
-                real *yt = y + row * Di;
+                real *restrict yt = y + row * Di; // first sum_n Ct h, then y
+                update_token(h, yt, NULL, AT, &in, m, Di, N);
+                const real *restrict zt = in.z, *restrict ut = in.u;
 #pragma omp simd
-                for (int c = 0; c < Di; c++) yt[c] = in.z[c] * sigmoid(in.z[c]); // the gate
-                for (int c = 0; c < Di; c++) {
-                    const real acc = update_channel(h + (size_t)c * N, A + (size_t)c * N, in.Bt,
-                                                    in.Ct, in.dt[c], in.dt[c] * in.u[c], m, N);
-                    yt[c] *= acc + D[c] * in.u[c];
-                }
+                for (int c = 0; c < Di; c++)
+                    yt[c] = (yt[c] + D[c] * ut[c]) * (zt[c] * sigmoid(zt[c]));
             }
         }
     }
@@ -256,51 +262,67 @@ void selective_scan_forward(real *y, real *cache, const real *u, const real *dt_
 typedef struct {
     real *du, *ddt_pre, *dz; // (Di)
     real *dBt, *dCt;         // (N)
-    real *dA_part;           // (Di,N) sum over the row's tokens of dL/dA
+    real *dA_part;           // (N,Di) sum over the row's tokens of dL/dA
     real *dD_part;           // (Di)
 } step_grad;
 
-/* Reverse of one token. dh (Di,N) enters as dL/dh_t from the later tokens
+/* Reverse of one token. dh (N,Di) enters as dL/dh_t from the later tokens
  * and leaves as dL/dh_{t-1}. h_prev = h_{t-1}, h_cur = h_t, E = exp(dt A)
- * (Di,N); dy (Di) = dL/dy_t; sz (Di) is workspace for s(z). */
-static void step_backward(real *dh, real *sz, const step_grad *g, const real *h_prev,
-                          const real *h_cur, const real *E, const real *dy, const step_in *in,
-                          const real *A, const real *D, decay_map m, int Di, int N)
+ * (N,Di); dy (Di) = dL/dy_t; vec (SCAN_TOKEN_VECTORS, Di) is workspace. */
+static void step_backward(real *restrict dh, real *restrict vec, const step_grad *g,
+                          const real *restrict h_prev, const real *restrict h_cur,
+                          const real *restrict E, const real *restrict dy, const step_in *in,
+                          const real *restrict AT, const real *restrict D, decay_map m, int Di,
+                          int N)
 {
-    real *restrict dBt = g->dBt, *restrict dCt = g->dCt;
-    const real *restrict Bt = in->Bt, *restrict Ct = in->Ct;
+    real *restrict sz = vec, *restrict ypre = sz + Di, *restrict dyp = ypre + Di;
+    real *restrict gB = dyp + Di, *restrict gA = gB + Di;
+    const real *restrict dt = in->dt, *restrict u = in->u, *restrict z = in->z;
+    real *restrict dz = g->dz, *restrict dD_part = g->dD_part;
+    for (int n = 0; n < N; n++) {
+        const real Cn = in->Ct[n];
+        const real *restrict hc = h_cur + (size_t)n * Di;
 #pragma omp simd
-    for (int c = 0; c < Di; c++) sz[c] = sigmoid(in->z[c]);
+        for (int c = 0; c < Di; c++) ypre[c] = (n ? ypre[c] : D[c] * u[c]) + Cn * hc[c];
+    }
+#pragma omp simd
     for (int c = 0; c < Di; c++) {
-        const real dt = in->dt[c], uc = in->u[c], zc = in->z[c];
-        const real szc = sz[c], gate = zc * szc;
-        const real *restrict hc = h_cur + (size_t)c * N, *restrict hp = h_prev + (size_t)c * N;
-        const real *restrict Ec = E + (size_t)c * N, *restrict Ac = A + (size_t)c * N;
-        real *restrict dhc = dh + (size_t)c * N, *restrict dAc = g->dA_part + (size_t)c * N;
-        real acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int n = 0; n < N; n++) acc += Ct[n] * hc[n];
-        const real ypre = acc + D[c] * uc;
-        const real dyp = dy[c] * gate; // dL / d ypre
-        g->dz[c] += dy[c] * ypre * szc * (1 + zc * (1 - szc));
-        g->dD_part[c] += dyp * uc;
-        const real dtu = dt * uc;
-        // gB = sum_n g_n B_n, gA = sum_n dL/d(dt A_n) A_n, with g = dL/dh_t
-        real gB = 0, gA = 0;
-#pragma omp simd reduction(+ : gB, gA)
-        for (int n = 0; n < N; n++) {
-            const real gn = dhc[n] + dyp * Ct[n];
-            const real e = Ec[n];
-            const real dl = gn * hp[n] * m.k * e; // dL / d(dt A[c,n])
-            dCt[n] += dyp * hc[n];
-            dBt[n] += gn * dtu;
-            gB += gn * Bt[n];
-            gA += dl * Ac[n];
-            dAc[n] += dl * dt;
-            dhc[n] = gn * (m.k * e - m.off);
+        const real s = sigmoid(z[c]);
+        sz[c] = s;
+        dyp[c] = dy[c] * z[c] * s; // dL / d ypre
+        dz[c] += dy[c] * ypre[c] * s * (1 + z[c] * (1 - s));
+        dD_part[c] += dyp[c] * u[c];
+        gB[c] = 0;
+        gA[c] = 0;
+    }
+    // gB = sum_n g_n B_n, gA = sum_n dL/d(dt A_n) A_n, with g = dL/dh_t
+    for (int n = 0; n < N; n++) {
+        const real Bn = in->Bt[n], Cn = in->Ct[n];
+        const real *restrict hc = h_cur + (size_t)n * Di, *restrict hp = h_prev + (size_t)n * Di;
+        const real *restrict En = E + (size_t)n * Di, *restrict An = AT + (size_t)n * Di;
+        real *restrict dhn = dh + (size_t)n * Di, *restrict dAn = g->dA_part + (size_t)n * Di;
+        real dC = 0, dB = 0;
+#pragma omp simd reduction(+ : dC, dB)
+        for (int c = 0; c < Di; c++) {
+            const real gn = dhn[c] + dyp[c] * Cn;
+            const real e = En[c];
+            const real dl = gn * hp[c] * m.k * e; // dL / d(dt A[c,n])
+            dC += dyp[c] * hc[c];
+            dB += gn * dt[c] * u[c];
+            gB[c] += gn * Bn;
+            gA[c] += dl * An[c];
+            dAn[c] += dl * dt[c];
+            dhn[c] = gn * (m.k * e - m.off);
         }
-        g->du[c] += dyp * D[c] + dt * gB;
-        g->ddt_pre[c] += (uc * gB + gA) * in->sdt[c];
+        g->dCt[n] += dC;
+        g->dBt[n] += dB;
+    }
+    real *restrict du = g->du, *restrict ddt_pre = g->ddt_pre;
+    const real *restrict sdt = in->sdt;
+#pragma omp simd
+    for (int c = 0; c < Di; c++) {
+        du[c] += dyp[c] * D[c] + dt[c] * gB[c];
+        ddt_pre[c] += (u[c] * gB[c] + gA[c]) * sdt[c];
     }
 }
 
@@ -316,18 +338,18 @@ void selective_scan_backward(real *du, real *ddt_pre, real *dA_log, real *dBm, r
     const size_t per_row = scratch_per_row(T, Di, N);
     const int nck = num_chunks(T);
     const decay_map m = decay_of(eigen_signed);
-    const real *A = cache, *dt = cache + DN, *sdt = dt + (size_t)B * T * Di;
+    const real *AT = cache, *dt = cache + DN, *sdt = dt + (size_t)B * T * Di;
     const real *all_slots = cache + slots_offset(B, T, Di, N);
     const size_t work = (size_t)B * T * DN;
 #pragma omp parallel for schedule(static) if (work >= SCAN_PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         const real *slots = all_slots + (size_t)b * (size_t)(nck + 1) * DN;
-        real *Hs = scratch + (size_t)b * per_row; // (L+1,Di,N)
-        real *Es = Hs + (L + 1) * DN;             // (L,Di,N)
-        real *dh = Es + L * DN;                   // (Di,N)
-        real *dA_part = dh + DN;                  // (Di,N)
+        real *Hs = scratch + (size_t)b * per_row; // (L+1,N,Di)
+        real *Es = Hs + (L + 1) * DN;             // (L,N,Di)
+        real *dh = Es + L * DN;                   // (N,Di)
+        real *dA_part = dh + DN;                  // (N,Di)
         real *dD_part = dA_part + DN;             // (Di)
-        real *sz = dD_part + Di;                  // (Di)
+        real *vec = dD_part + Di;                 // (SCAN_TOKEN_VECTORS,Di)
         memset(dh, 0, (2 * DN + (size_t)Di) * sizeof *dh);
         for (int j = nck - 1; j >= 0; j--) {
             const int t0 = j * SELECTIVE_SCAN_CKPT, n = chunk_len(T, j);
@@ -337,17 +359,15 @@ void selective_scan_backward(real *du, real *ddt_pre, real *dA_log, real *dBm, r
                 const step_in in = step_at(dt, u, z, sdt, Bm, Cm, row, Di, N);
                 real *h = Hs + (size_t)(i + 1) * DN, *E = Es + (size_t)i * DN;
                 memcpy(h, h - DN, DN * sizeof *h);
-                for (int c = 0; c < Di; c++)
-                    update_channel_keep(h + (size_t)c * N, E + (size_t)c * N, A + (size_t)c * N,
-                                        in.Bt, in.dt[c], in.dt[c] * in.u[c], m, N);
+                update_token(h, NULL, E, AT, &in, m, Di, N);
             }
             for (int i = n - 1; i >= 0; i--) {
                 const size_t row = (size_t)b * T + t0 + i;
                 const step_in in = step_at(dt, u, z, sdt, Bm, Cm, row, Di, N);
                 const step_grad g = {du + row * Di, ddt_pre + row * Di, dz + row * Di,
                                      dBm + row * N, dCm + row * N, dA_part, dD_part};
-                step_backward(dh, sz, &g, Hs + (size_t)i * DN, Hs + (size_t)(i + 1) * DN,
-                              Es + (size_t)i * DN, dy + row * Di, &in, A, D, m, Di, N);
+                step_backward(dh, vec, &g, Hs + (size_t)i * DN, Hs + (size_t)(i + 1) * DN,
+                              Es + (size_t)i * DN, dy + row * Di, &in, AT, D, m, Di, N);
             }
         }
     }
@@ -357,8 +377,8 @@ void selective_scan_backward(real *du, real *ddt_pre, real *dA_log, real *dBm, r
         for (int n = 0; n < N; n++) {
             real s = 0;
             for (int b = 0; b < B; b++)
-                s += scratch[(size_t)b * per_row + (2 * L + 2) * DN + (size_t)c * N + n];
-            dA_log[(size_t)c * N + n] += s * A[(size_t)c * N + n];
+                s += scratch[(size_t)b * per_row + (2 * L + 2) * DN + (size_t)n * Di + c];
+            dA_log[(size_t)c * N + n] += s * AT[(size_t)n * Di + c];
         }
         real s = 0;
         for (int b = 0; b < B; b++) s += scratch[(size_t)b * per_row + (2 * L + 3) * DN + c];

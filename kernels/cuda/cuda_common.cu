@@ -1,5 +1,6 @@
 // cuda_common.cu: the CUDA backend's process-wide state (device 0, one
-// stream, one cuBLAS handle on it), its error reporting and its memory.
+// stream, one cuBLAS handle on it), its error reporting and its memory,
+// with a pinned staging ring that keeps the step's uploads from waiting.
 #include <string.h>
 
 #include "cuda_common.h"
@@ -9,6 +10,21 @@ static cudaStream_t stream;
 static cublasHandle_t blas;
 static void *scratch;
 static int initialised, tf32;
+
+// Uploads of up to UPLOAD_RING_BYTES / 2 (a batch's tokens and targets) are
+// staged in pinned memory: a copy from pageable memory may synchronise with
+// the stream, one from pinned memory never does. The ring hands out regions
+// in order; a region is reused once the event recorded after its copy has
+// passed (the copies of the previous steps: long done, so no wait).
+#define UPLOAD_RING_BYTES ((size_t)8 << 20)
+#define UPLOAD_SLOTS 64
+static unsigned char *ring;
+static size_t ring_head;
+static struct {
+    size_t start, end;
+    cudaEvent_t done;
+} slots[UPLOAD_SLOTS];
+static int slot_first, slot_count;
 
 extern "C" void sb_cuda_fail(const char *file, int line, const char *what, const char *msg)
 {
@@ -88,11 +104,51 @@ extern "C" int cuda_ops_init(char *err, size_t errlen)
     tf32 = want && !strcmp(want, "1");
     CUBLAS_CHECK(cublasSetMathMode(blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     CUDA_CHECK(cudaMalloc(&scratch, SB_CUDA_SCRATCH_BYTES));
+    CUDA_CHECK(cudaMallocHost((void **)&ring, UPLOAD_RING_BYTES));
+    for (int i = 0; i < UPLOAD_SLOTS; i++)
+        CUDA_CHECK(cudaEventCreateWithFlags(&slots[i].done, cudaEventDisableTiming));
     initialised = 1;
     return 0;
 }
 
 extern "C" int cuda_ops_tf32(void) { return tf32; }
+
+extern "C" void cuda_ops_set_tf32(int on)
+{
+    require_init("cuda_ops_set_tf32");
+    tf32 = on != 0;
+    CUBLAS_CHECK(cublasSetMathMode(blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
+
+// A region of `bytes` of the ring that no copy in flight still reads.
+static unsigned char *ring_take(size_t bytes)
+{
+    bytes = (bytes + 255) / 256 * 256;
+    for (;;) {
+        const size_t start = ring_head + bytes <= UPLOAD_RING_BYTES ? ring_head : 0;
+        int busy = slot_count == UPLOAD_SLOTS;
+        for (int k = 0; k < slot_count && !busy; k++) {
+            const int i = (slot_first + k) % UPLOAD_SLOTS;
+            busy = start < slots[i].end && slots[i].start < start + bytes;
+        }
+        if (!busy) {
+            ring_head = start + bytes;
+            return ring + start;
+        }
+        CUDA_CHECK(cudaEventSynchronize(slots[slot_first].done));
+        slot_first = (slot_first + 1) % UPLOAD_SLOTS;
+        slot_count--;
+    }
+}
+
+static void ring_copied(const unsigned char *staged, size_t bytes)
+{
+    const int i = (slot_first + slot_count) % UPLOAD_SLOTS;
+    slots[i].start = (size_t)(staged - ring);
+    slots[i].end = slots[i].start + bytes;
+    CUDA_CHECK(cudaEventRecord(slots[i].done, stream));
+    slot_count++;
+}
 
 extern "C" void *cuda_ops_alloc(size_t bytes)
 {
@@ -114,12 +170,20 @@ extern "C" void cuda_ops_free(void *p)
     if (p) CUDA_CHECK(cudaFree(p));
 }
 
-// From pageable host memory the runtime stages the source before
-// returning, so the host buffer may be reused at once.
+// Either way the host buffer may be reused at once: the ring holds a copy,
+// and from pageable memory the runtime stages the source before returning.
 extern "C" void cuda_ops_upload(void *dst, const void *src, size_t bytes)
 {
     require_init("cuda_ops_upload");
-    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+    if (!bytes) return;
+    if (bytes > UPLOAD_RING_BYTES / 2) { // parameters and checkpoints, outside the step
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+        return;
+    }
+    unsigned char *staged = ring_take(bytes);
+    memcpy(staged, src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, staged, bytes, cudaMemcpyHostToDevice, stream));
+    ring_copied(staged, bytes);
 }
 
 extern "C" void cuda_ops_download(void *dst, const void *src, size_t bytes)

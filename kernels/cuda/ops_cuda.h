@@ -4,7 +4,8 @@
 // sizes, scalars, act_kind). Float only: the double build never routes here.
 // All work is queued on sb_cuda_stream(); an op returns before its kernels
 // finish unless it returns a value computed on the device (sum_squares,
-// crossentropy_forward's count), which waits for them.
+// crossentropy_forward's count), which waits for them; the training step
+// uses the forms that keep such values on the device (loss.cu).
 // Plain C declarations, so C (dispatch.c, the tests) and CUDA C++ share them.
 #ifndef SB_OPS_CUDA_H
 #define SB_OPS_CUDA_H
@@ -21,8 +22,10 @@ extern "C" {
 // the reason in err (no driver, no device). Idempotent. TF32 tensor-core
 // gemms only when the environment sets STATEBENCH_TF32=1 (see README).
 int cuda_ops_init(char *err, size_t errlen);
-// 1 when cuBLAS runs gemms in TF32 (cuda_ops_init read STATEBENCH_TF32=1).
+// 1 when cuBLAS runs gemms in TF32 (cuda_ops_init read STATEBENCH_TF32=1,
+// or cuda_ops_set_tf32(1) since: train.precision tf32).
 int cuda_ops_tf32(void);
+void cuda_ops_set_tf32(int on);
 void *cuda_ops_alloc(size_t bytes); // zeroed; NULL when out of memory
 void cuda_ops_free(void *p);
 void cuda_ops_upload(void *dst, const void *src, size_t bytes);
@@ -66,6 +69,15 @@ void cuda_crossentropy_backward(real *dlogits, const real *probs, const int *tar
                                 int V, real dloss);
 void cuda_adamw_update(real *p, const real *g, real *m, real *v, size_t n, real lr, real beta1,
                        real beta2, real eps, real weight_decay, int t);
+// the training step's ops that keep their scalars on the device (loss.cu)
+void cuda_crossentropy_rows_forward(real *losses, real *probs, const real *logits,
+                                    const int *targets, int N, int V);
+void cuda_argmax_rows(int *pred, const real *probs, int N, int V);
+void cuda_sum_squares_into(double *out, const real *x, size_t n);
+void cuda_step_guard_update(step_guard *g, const real *loss_sum, double clip, int step);
+void cuda_adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real lr, real beta1,
+                               real beta2, real eps, real weight_decay, int t,
+                               const step_guard *guard);
 void cuda_silu_gate_forward(real *out, const real *x, const real *g, size_t n);
 void cuda_silu_gate_backward(real *dx, real *dg, const real *dout, const real *x,
                              const real *g, size_t n);
@@ -89,6 +101,114 @@ void cuda_lstm_forward(real *h, real *c, real *gates, const real *gx, const real
 size_t cuda_lstm_scratch_len(int B, int d);
 void cuda_lstm_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h,
                         const real *c, const real *gates, const real *R, int B, int T, int d);
+
+// ---- rnn_cell: elman, gru, slstm (rnn_cell.cu); scratch grows with T ------
+size_t cuda_elman_scratch_len(int B, int T, int d, int H);
+void cuda_elman_forward(real *h, real *scratch, const real *gx, const real *R, int B, int T,
+                        int d, int H);
+void cuda_elman_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h,
+                         const real *R, int B, int T, int d, int H);
+size_t cuda_gru_scratch_len(int B, int T, int d, int H);
+void cuda_gru_forward(real *h, real *gates, real *scratch, const real *gx, const real *R, int B,
+                      int T, int d, int H);
+void cuda_gru_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h,
+                       const real *gates, const real *R, int B, int T, int d, int H);
+size_t cuda_slstm_scratch_len(int B, int T, int d, int H);
+void cuda_slstm_forward(real *h, real *c, real *n, real *gates, real *scratch, const real *gx,
+                        const real *R, int B, int T, int d, int H);
+void cuda_slstm_backward(real *dgx, real *dR, real *scratch, const real *dh, const real *h,
+                         const real *c, const real *n, const real *gates, const real *R, int B,
+                         int T, int d, int H);
+
+// ---- diagonal recurrences' gates (gates.cu) -------------------------------
+void cuda_mingru_gates_forward(real *a, real *b, const real *pz, const real *ph, size_t n,
+                               int eigen_signed);
+void cuda_mingru_gates_backward(real *dpz, real *dph, const real *da, const real *db,
+                                const real *pz, const real *ph, size_t n, int eigen_signed);
+void cuda_minlstm_gates_forward(real *a, real *b, const real *pf, const real *pi, const real *ph,
+                                size_t n);
+void cuda_minlstm_gates_backward(real *dpf, real *dpi, real *dph, const real *da, const real *db,
+                                 const real *pf, const real *pi, const real *ph, size_t n);
+void cuda_hgrn_gates_forward(real *a, real *b, const real *pf, const real *pi, size_t n,
+                             int eigen_signed);
+void cuda_hgrn_gates_backward(real *dpf, real *dpi, const real *da, const real *db,
+                              const real *pf, const real *pi, size_t n, int eigen_signed);
+
+// ---- scan_diag real and complex, lru, s4d (scan_diag.cu); s4d's cache is
+// the CPU's layout, its scratch its own length -------------------------------
+void cuda_scan_diag_forward(real *h, const real *a, const real *b, int B, int T, int C);
+void cuda_scan_diag_backward(real *da, real *db, const real *dh, const real *h, const real *a,
+                             int B, int T, int C);
+void cuda_scan_diag_complex_forward(real *h, const real *a, const real *x, int B, int T, int C);
+void cuda_scan_diag_complex_backward(real *dx, real *da, const real *dh, const real *h,
+                                     const real *a, int B, int T, int C);
+void cuda_lru_params_forward(real *lambda, real *B_norm, const real *nu_log,
+                             const real *theta_log, const real *B, int N, int H);
+void cuda_lru_params_backward(real *dnu_log, real *dtheta_log, real *dB, const real *dlambda,
+                              const real *dB_norm, const real *nu_log, const real *theta_log,
+                              const real *B, int N, int H);
+size_t cuda_s4d_scan_cache_len(int B, int T, int C, int M);
+void cuda_s4d_scan_forward(real *y, real *cache, const real *u, const real *log_dt,
+                           const real *A_re_log, const real *A_im, const real *Cm, const real *D,
+                           int B, int T, int C, int M);
+size_t cuda_s4d_scan_scratch_len(int B, int T, int C, int M);
+void cuda_s4d_scan_backward(real *du, real *dlog_dt, real *dA_re_log, real *dA_im, real *dCm,
+                            real *dD, real *scratch, const real *dy, const real *cache,
+                            const real *u, const real *log_dt, const real *A_re_log,
+                            const real *A_im, const real *Cm, const real *D, int B, int T, int C,
+                            int M);
+
+// ---- selective_scan (selective_scan.cu): the CPU's cache layout; own scratch
+size_t cuda_selective_scan_cache_len(int B, int T, int Di, int N);
+void cuda_selective_scan_forward(real *y, real *cache, const real *u, const real *dt_pre,
+                                 const real *A_log, const real *Bm, const real *Cm,
+                                 const real *D, const real *z, int eigen_signed, int B, int T,
+                                 int Di, int N);
+size_t cuda_selective_scan_scratch_len(int B, int T, int Di, int N);
+void cuda_selective_scan_backward(real *du, real *ddt_pre, real *dA_log, real *dBm, real *dCm,
+                                  real *dD, real *dz, real *scratch, const real *dy,
+                                  const real *cache, const real *u, const real *dt_pre,
+                                  const real *Bm, const real *Cm, const real *D, const real *z,
+                                  int eigen_signed, int B, int T, int Di, int N);
+
+// ---- mamba2's pointwise ops (ssd.cu) ----------------------------------------
+void cuda_ssd_decay_forward(real *dt, real *alpha, const real *dt_pre, const real *A_log,
+                            int eigen_signed, int R, int H);
+void cuda_ssd_decay_backward(real *ddt_pre, real *dA_log, const real *ddt, const real *dalpha,
+                             const real *dt_pre, const real *A_log, int eigen_signed, int R,
+                             int H);
+void cuda_head_repeat_forward(real *out, const real *inp, int R, int H, int K);
+void cuda_head_repeat_backward(real *dinp, const real *dout, int R, int H, int K);
+void cuda_head_scale_forward(real *out, const real *inp, const real *s, int R, int H, int P);
+void cuda_head_scale_backward(real *dinp, real *ds, const real *dout, const real *inp,
+                              const real *s, int R, int H, int P);
+void cuda_skip_add_forward(real *y, const real *x, const real *D, int R, int G, int P);
+void cuda_skip_add_backward(real *dx, real *dD, const real *dy, const real *x, const real *D,
+                            int R, int G, int P);
+
+// ---- gla's scan and the delta family's gates (scan_delta_vec.cu); the scan
+// uses scan_delta's cache and scratch lengths
+void cuda_scan_delta_vec_forward(real *o, real *states, const real *q, const real *k,
+                                 const real *v, const real *alpha, int B, int T, int H, int K,
+                                 int V, real scale);
+void cuda_scan_delta_vec_backward(real *dq, real *dk, real *dv, real *dalpha, real *scratch,
+                                  const real *dout, const real *states, const real *q,
+                                  const real *k, const real *v, const real *alpha, int B, int T,
+                                  int H, int K, int V, real scale);
+void cuda_sigmoid_pow_forward(real *out, const real *inp, size_t n, real p, int eigen_signed);
+void cuda_sigmoid_pow_backward(real *dinp, const real *dout, const real *inp, size_t n, real p,
+                               int eigen_signed);
+void cuda_mlstm_gates_forward(real *fgate, real *igate, real *m, const real *f_pre,
+                              const real *i_pre, int B, int T, int H);
+void cuda_mlstm_gates_backward(real *df_pre, real *di_pre, const real *dfgate,
+                               const real *digate, const real *dm, const real *fgate,
+                               const real *igate, const real *m, const real *f_pre,
+                               const real *i_pre, int B, int T, int H);
+void cuda_mlstm_den_forward(real *den, const real *nq, const real *m, size_t n);
+void cuda_mlstm_den_backward(real *dnq, real *dm, const real *dden, const real *nq, const real *m,
+                             size_t n);
+// row is host memory, as fill_rows's (its values travel as kernel arguments)
+void cuda_fill_rows(real *out, const double *row, int N, int C);
 
 #ifdef __cplusplus
 }
