@@ -137,6 +137,7 @@ test: deps
 	@$(MAKE) --no-print-directory bin/statebench build/test_f32 build/test_f64 $(TEST_CUDA_BIN)
 	OMP_WAIT_POLICY=passive ./build/test_f32 --jobs 2
 	OMP_WAIT_POLICY=passive ./build/test_f64 --jobs 2
+	@$(MAKE) --no-print-directory test-cuda-emu
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-slurm
 	@$(MAKE) --no-print-directory fuzz
@@ -145,7 +146,8 @@ test-asan: build/asan/test_f32 build/asan/test_f64 bin/statebench
 	OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp SB_TEST_QUICK=1 ./build/asan/test_f32 --jobs 2
 	OMP_WAIT_POLICY=passive ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp SB_TEST_QUICK=1 ./build/asan/test_f64 --jobs 2
 
-# GPU against CPU (tests/cuda_*.c); `make test` builds it but does not run it.
+# GPU against CPU (tests/cuda_*.c); `make test` builds it but does not run it
+# (it runs them on the CPU emulator instead: test-cuda-emu below).
 test-cuda:
 ifeq ($(NVCC),)
 	@echo "test-cuda: nvcc not found: the CUDA backend is not built"; exit 1
@@ -187,7 +189,12 @@ $(EMU_DIR)/emu_rt.o: tools/cuda_emu/emu_rt.cpp
 build/test_cuda_emu: $(TEST_CUDA:%.c=build/host/%.o) $(SUPPORT:%.c=build/host/%.o) $(EMU_SHARED) $(EMU_C_OBJ) \
                      $(EMU_CU_OBJ) $(EMU_DIR)/emu_rt.o
 	$(EMU_CXX) $(EMU_SAN) -o $@ $^ $(EMU_LDLIBS) -lpthread -lcriterion
-test-cuda-emu: build/test_cuda_emu
+# the emulator's own tests (tools/cuda_emu/selftest.cu) first
+$(EMU_DIR)/cu/tools/cuda_emu/%.o: EMU_SAN += -Wno-array-bounds
+$(EMU_DIR)/test_emu_self: $(EMU_DIR)/cu/tools/cuda_emu/selftest.o $(EMU_DIR)/emu_rt.o
+	$(EMU_CXX) $(EMU_SAN) -o $@ $^ -lpthread -lcriterion
+test-cuda-emu: build/test_cuda_emu $(EMU_DIR)/test_emu_self
+	./$(EMU_DIR)/test_emu_self --jobs 2
 	OMP_WAIT_POLICY=passive ./build/test_cuda_emu --jobs 2
 
 # A real sweep on a real single-node SLURM cluster (root: installs and starts

@@ -396,8 +396,8 @@ static int lengthgen_figure(const plot_options *o, const grp_set *set)
         strbuf_appendf(&fig.vars, "; ylabel_text='%s'; chance=%d; ymin=%g; ymax=%g", metric_label(o->metric),
                        !strcmp(o->metric, "scaled_acc"), accuracy ? ymin : 0.0, accuracy ? 1.05 : 0.0);
         strbuf_appendf(&fig.vars, "; train_lo=%d; train_hi=%d; xmin=%d; xmax=%d", train_lo, train_hi, xmin, xmax);
-        if (o->x_field) {
-            strbuf_appendf(&fig.vars, "; xlabel_text=");
+        if (o->x_field) { /* a config field: log scale only when it spans a factor of 4 or more */
+            strbuf_appendf(&fig.vars, "; xlog=%d; xlabel_text=", xmax >= 4 * xmin);
             strbuf_append_gp_string(&fig.vars, o->x_field);
         }
         append_group_vars(&fig.vars, &g);

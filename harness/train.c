@@ -71,6 +71,10 @@ static double memory_limit(char *what, size_t len)
     return pages > 0 && size > 0 ? 0.8 * (double)pages * (double)size : 0;
 }
 
+/* Device memory a run leaves free beyond the model's estimate: cuBLAS's
+ * workspace (up to 32 MiB on Hopper) and the allocator's rounding. */
+#define DEVICE_RESERVE (256.0 * 1048576)
+
 /* Counts the right predictions over the scored positions of a (B,T) batch,
  * examples first..first+B-1 of split, and the examples whose every scored
  * position is right. pred (B,T) is the argmax of every position
@@ -271,6 +275,17 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
                  need / 1073741824.0, cfg.max_batch, cfg.max_len, what, have / 1073741824.0);
         return;
     }
+    size_t device_free = 0, device_total = 0;
+    if (ops_memory_info(&device_free, &device_total) == 0 && need + DEVICE_RESERVE > (double)device_free) {
+        snprintf(out->error, sizeof out->error,
+                 "refused before starting: the model needs an estimated %.3f GiB of GPU memory (batch %d, length "
+                 "%d) and %.3f GiB of headroom, but GPU 0 has %.3f GiB free of %.3f GiB; lower train.batch, "
+                 "eval.batch or the lengths, or run it with --device cpu",
+                 need / 1073741824.0, cfg.max_batch, cfg.max_len, DEVICE_RESERVE / 1073741824.0,
+                 (double)device_free / 1073741824.0, (double)device_total / 1073741824.0);
+        return;
+    }
+    ops_set_precision(s->train.precision == PRECISION_TF32 ? OPS_TF32 : OPS_FP32);
     model *m = model_create(&cfg, s->seed, out->error, sizeof out->error);
     if (!m) return;
     size_t tokens = (size_t)cfg.max_batch * (size_t)cfg.max_len;
@@ -288,6 +303,8 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
     if (resume(ckpt, hash, m, &resumed, db, run_id, prog, out->error, sizeof out->error) != 0) goto cleanup;
     char note[1024];
     if (t->run_note && t->run_note(&s->task, note, sizeof note)) progress_log(prog, "  note: %s", note);
+    if (s->train.precision == PRECISION_TF32 && ops_get_backend() != OPS_CUDA)
+        progress_log(prog, "  note: train.precision tf32 asks for TF32 gemms on the GPU; the CPU computes fp32");
 
     int db_failed = 0, stopped_early = 0;
     double train_time = resumed.train_seconds;

@@ -113,7 +113,7 @@ void conv4_silu_backward(real *dinp, real *dw, const real *dout,
 
 /* h (n) += x (n): residual add. */
 void residual_add(real *h, const real *x, size_t n);
-/* x (n) *= s */
+/* x (n) *= s; s == 0 writes exact zeros (clearing NaN and inf). */
 void scale_inplace(real *x, size_t n, real s);
 /* sum of squares, accumulated in double (gradient norm). */
 double sum_squares(const real *x, size_t n);
@@ -150,7 +150,7 @@ enum { STEP_BAD_LOSS = 1, STEP_BAD_GRAD = 2 };
 typedef struct {
     double grad_sumsq;   /* sum of squares of this step's gradient (sum_squares_into) */
     double grad_norm;    /* sqrt(grad_sumsq) */
-    double first_bad_value; /* the loss or norm of first_bad_step */
+    double first_bad_value; /* the loss sum or norm of first_bad_step */
     real loss_sum;       /* this step's sum of scored losses (step_guard_update copies it) */
     real clip_scale;     /* factor the update applies to the gradient first (1: none) */
     int skip;            /* 1: this step's loss or gradient norm is not finite: no update */

@@ -113,6 +113,8 @@ static const unsigned char mixer_cuda_ready[MIXER__COUNT] = {
     [MIXER_LSTM] = 1, [MIXER_DELTANET] = 1, [MIXER_LINEAR_ATTN] = 1, [MIXER_ATTENTION] = 1,
     [MIXER_MAMBA] = 1, [MIXER_MAMBA2] = 1, [MIXER_GLA] = 1, [MIXER_GATED_DELTANET] = 1,
     [MIXER_RETNET] = 1, [MIXER_MLSTM] = 1,
+    [MIXER_ELMAN] = 1, [MIXER_GRU] = 1, [MIXER_SLSTM] = 1, [MIXER_MINGRU] = 1,
+    [MIXER_MINLSTM] = 1, [MIXER_HGRN] = 1, [MIXER_LRU] = 1, [MIXER_S4D] = 1,
 };
 
 int mixer_on_cuda(int mixer)
@@ -675,8 +677,7 @@ void model_step_read(model *m, model_step_stats *out)
     out->grad_norm = g.grad_norm;
     out->first_bad_step = g.first_bad_step;
     out->first_bad_what = g.first_bad_what;
-    out->first_bad_value = m->step_count && g.first_bad_what == STEP_BAD_LOSS
-                               ? g.first_bad_value / m->step_count : g.first_bad_value;
+    out->first_bad_value = g.first_bad_value;
 }
 
 const int *model_predictions(model *m)

@@ -89,7 +89,7 @@ typedef struct {
                              (first_bad_what 1) or gradient norm (2) was not
                              finite: its update was skipped; 0 when none */
     int first_bad_what;
-    double first_bad_value; /* that loss or norm (nan or inf) */
+    double first_bad_value; /* that step's loss sum or norm (nan or inf) */
 } model_step_stats;
 /* Waits for the backend and reads the last queued step's scalars. */
 void model_step_read(model *m, model_step_stats *out);

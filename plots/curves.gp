@@ -1,4 +1,4 @@
-# curves.gp: training loss (top, log scale) and training token accuracy (bottom) vs step, one line per group.
+# curves.gp: training loss (top, log scale when it spans a decade) and training token accuracy (bottom) vs step, one line per group.
 # Filled in by `statebench plot DB --kind curves`; each .dat file it writes starts with the command that replots it.
 # Variables (gnuplot -e "..."):
 #   style, datafile, outfile, term   plots/style.gp, the data (one index block per group:
@@ -39,8 +39,16 @@ set key at screen right + 0.02, screen top left top
 
 set tmargin at screen top
 set bmargin at screen middle + gap
-set logscale y
-set format y "10^{%L}"
+# a log scale when the loss spans a decade or more; within one decade a log axis
+# would show one or two labels, so the axis is linear then
+stats datafile using 2 nooutput
+loss_span = STATS_min > 0 ? STATS_max / STATS_min : 100
+if (loss_span >= 10) {
+    set logscale y
+    set format y "10^{%L}"
+} else {
+    set format y "%g"
+}
 set ylabel "training loss"
 set format x ""
 plot for [i=1:ngroups] datafile index (i - 1) using 1:2 with lines lc rgb colors[i] dt dashes[i] lw 1.5 title labels[i]

@@ -48,8 +48,20 @@ typedef struct {
 /* 0 while BOTH runs the CPU side, 1 the GPU side. */
 extern int xt_side;
 
-/* Makes the CUDA backend usable or fails the test saying there is no GPU. */
+/* Fails the test, saying there is no GPU, unless the CUDA backend starts;
+ * non-fatal, so suites may call it in their .init (a fatal assertion
+ * there is reported as a crash): the test then ends at its first use of
+ * the GPU, xt_cuda_backend. */
 void xt_require_gpu(void);
+/* Selects the CUDA backend, or ends the test: no CUDA device. */
+void xt_cuda_backend(void);
+/* 1 when the CUDA backend runs on the CPU emulator (tools/cuda_emu, `make
+ * test-cuda-emu`; its device name says so). Emulated kernels run about a
+ * thousand times slower than on a GPU, so a test may take a smaller size
+ * for a shape that only matters for speed, keeping the code paths (the same
+ * kernels and template instantiations): XT_EMU_OR(gpu size, emulated size). */
+int xt_emulated(void);
+#define XT_EMU_OR(gpu, emu) (xt_emulated() ? (emu) : (gpu))
 
 xt xt_rand(size_t n, double lo, double hi, uint64_t seed); /* floats uniform in [lo, hi) */
 xt xt_poison(size_t n);                                     /* floats, all NaN: outputs */

@@ -22,9 +22,10 @@
  * exponentially in T, whatever the kernel.
  * Sizes: 1, primes and remainders: heads 1 to 4 with Dh 1 to 32, B d past
  * a 256-thread block, T 17 and 65 against S4D's 16-step checkpoints, the
- * complex scan's 32-channel blocks and 8 batch slices (C 40, B 9), S4D's
- * lane plans (M 1, 8, 13, 40, 64, 100: 1 to 32 lanes per channel, 1 to 4
- * modes per lane) and its 16 batch slices (B 17). */
+ * real scan's 8 time chunks (T 1 and 9: empty chunks) and its one-chunk
+ * form (B C >= 65536), the complex scan's 32-channel blocks and 8 batch
+ * slices (C 40, B 9), S4D's lane plans (M 1, 8, 13, 40, 64, 100: 1 to 32
+ * lanes per channel, 1 to 4 modes per lane) and its 16 batch slices (B 17). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -202,6 +203,10 @@ Test(cuda_ops_rnn, scan_diag_1x1x1) { kc_scan_diag(1, 1, 1, 841); }
 Test(cuda_ops_rnn, scan_diag_2x17x5) { kc_scan_diag(2, 17, 5, 842); }
 Test(cuda_ops_rnn, scan_diag_3x65x33) { kc_scan_diag(3, 65, 33, 843); }
 Test(cuda_ops_rnn, scan_diag_4x257x100) { kc_scan_diag(4, 257, 100, 844); }
+/* T 9 in 8 time chunks of 2: the last chunks are empty */
+Test(cuda_ops_rnn, scan_diag_3x9x7) { kc_scan_diag(3, 9, 7, 845); }
+/* B C past SDIAG_SPLIT_BELOW: one chunk, the plain sequential scan */
+Test(cuda_ops_rnn, scan_diag_2x5x40000) { kc_scan_diag(2, 5, 40000, 846); }
 
 /* ---- scan_diag, complex ---------------------------------------------------- */
 

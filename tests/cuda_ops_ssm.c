@@ -104,8 +104,9 @@ Test(cuda_ops_ssm, selective_scan_n64_di100) { kc_selective(2, 20, 100, 64, 0, 1
 Test(cuda_ops_ssm, selective_scan_n128_signed) { kc_selective(1, 17, 9, 128, 1, 1107); }
 Test(cuda_ops_ssm, selective_scan_n256) { kc_selective(1, 5, 3, 256, 0, 1108); }
 Test(cuda_ops_ssm, selective_scan_t2) { kc_selective(3, 2, 11, 16, 1, 1109); }
-/* mamba's bench shape at d = 128 (Di 256, N 16) */
-Test(cuda_ops_ssm, selective_scan_bench_shape) { kc_selective(8, 256, 256, 16, 0, 1110); }
+/* mamba's width at d = 128 (Di 256, N 16: 8 channel blocks), 130 tokens
+ * (B kept small: the emulator, tools/cuda_emu, runs this too) */
+Test(cuda_ops_ssm, selective_scan_wide) { kc_selective(2, 130, 256, 16, 0, 1110); }
 
 /* ---- mamba2's pointwise ops ---------------------------------------------------- */
 
@@ -215,11 +216,11 @@ Test(cuda_ops_ssm, scan_delta_vec_kv_7x33) { kc_vec(2, 17, 2, 7, 33, 1, 1404); }
 Test(cuda_ops_ssm, scan_delta_vec_kv_64x64) { kc_vec(2, 17, 2, 64, 64, 0, 1405); }
 Test(cuda_ops_ssm, scan_delta_vec_kv_5x100) { kc_vec(2, 17, 2, 5, 100, 1, 1406); }
 Test(cuda_ops_ssm, scan_delta_vec_kv_128x128) { kc_vec(2, 17, 2, 128, 128, 0, 1407); }
-/* T 1, 2, 65; gla's bench shape at d = 128 (4 heads of 32) */
+/* T 1, 2, 65; gla's heads at d = 128 (4 of 32) over 130 tokens */
 Test(cuda_ops_ssm, scan_delta_vec_t1) { kc_vec(1, 1, 1, 7, 33, 0, 1411); }
 Test(cuda_ops_ssm, scan_delta_vec_t2) { kc_vec(2, 2, 3, 33, 1, 1, 1412); }
 Test(cuda_ops_ssm, scan_delta_vec_t65) { kc_vec(3, 65, 2, 16, 32, 0, 1413); }
-Test(cuda_ops_ssm, scan_delta_vec_bench_shape) { kc_vec(32, 256, 4, 32, 32, 0, 1414); }
+Test(cuda_ops_ssm, scan_delta_vec_heads_d128) { kc_vec(2, 130, 4, 32, 32, 0, 1414); }
 
 /* ---- gates of the delta family ---------------------------------------------------- */
 

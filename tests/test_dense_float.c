@@ -405,3 +405,23 @@ Test(dense_float, matmul_close_for_1_and_2_threads)
     cr_expect(diff <= 2 * (C + 1) * EPS * C, "matmul 1 vs 2 threads differ by %.3g", diff);
     free(inp), free(w), free(out[0]), free(out[1]);
 }
+
+/* Scaling by 0 is how buffers are cleared (zero_reals): it must clear NaN
+ * and inf left by a non-finite step, which x * 0 would keep. Other factors
+ * multiply exactly. n crosses the parallel threshold. */
+Test(dense_float, scale_by_zero_clears_nan_and_inf)
+{
+    const size_t n = 100003;
+    real *x = malloc(n * sizeof *x);
+    cr_assert(x);
+    for (size_t i = 0; i < n; i++) x[i] = (i % 3 == 0) ? (real)NAN : (i % 3 == 1) ? (real)INFINITY : (real)i;
+    scale_inplace(x, n, 0);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i++) nonzero += !(x[i] == 0 && !signbit(x[i]));
+    cr_expect_eq(nonzero, 0, "%zu elements not +0 after scaling by 0", nonzero);
+    for (size_t i = 0; i < n; i++) x[i] = (real)i;
+    scale_inplace(x, n, (real)0.5);
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != (real)i * (real)0.5) cr_assert_fail("x[%zu] = %g, want %g", i, (double)x[i], (double)i * 0.5);
+    free(x);
+}

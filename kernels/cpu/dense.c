@@ -442,7 +442,12 @@ void residual_add(real *h, const real *x, size_t n)
 
 void scale_inplace(real *x, size_t n, real s)
 {
-    /* x (n) */
+    /* x (n); s == 0 writes exact zeros, so a buffer holding NaN or inf
+     * (a skipped non-finite step) is cleared too */
+    if (s == 0) {
+        memset(x, 0, n * sizeof *x);
+        return;
+    }
 #pragma omp parallel for if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }

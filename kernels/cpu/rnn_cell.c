@@ -377,6 +377,7 @@ static int slice_end(const cell_call *a, int slice)
 
 static void run_forward(const cell_call *a)
 {
+    if (a->T < 1) return; // nothing to do, and lstm's first-step rows do not exist
     if (a->zeros) memset(a->zeros, 0, (size_t)a->d * sizeof *a->zeros);
     const int slices = (a->B + RNN_SLICE - 1) / RNN_SLICE;
 #pragma omp parallel for schedule(static) if ((size_t)a->B * a->d >= RNN_PARALLEL_MIN)

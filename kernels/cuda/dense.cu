@@ -468,6 +468,10 @@ extern "C" void cuda_residual_add(float *h, const float *x, size_t n)
 extern "C" void cuda_scale_inplace(float *x, size_t n, float s)
 {
     if (!n) return;
+    if (s == 0) { // exact zeros, NaN and inf included, as on the CPU
+        CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof *x, sb_cuda_stream()));
+        return;
+    }
     scale_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(x, n, s);
     CUDA_CHECK_LAST();
 }

@@ -33,44 +33,114 @@ __device__ double sdiag_block_sum_double(double v, double *sh)
     return r;
 }
 
-// ---- real scan_diag: h_t = a_t h_{t-1} + b_t, one thread per (b, c) --------
+// ---- real scan_diag: h_t = a_t h_{t-1} + b_t --------------------------------
+//
+// A block covers 32 channels of one batch row (the lanes: coalesced rows)
+// and splits time into W chunks (the warps). Warp w scans its chunk from a
+// zero state, keeping the chunk's product of decays; then, through shared
+// memory, it composes the chunks before it into the state entering its own
+// (h = P h_in + h_local, at most W - 1 steps) and walks its chunk again to
+// add the running product of decays times that state. Latency is that of
+// T / W steps instead of T; the price is a second pass over the chunk. W = 8
+// where the rows and channels alone leave the GPU idle (B C below
+// SDIAG_SPLIT_BELOW), else 1 (one pass, the plain sequential scan). W
+// depends on the shape only, so results do not vary between runs or GPUs.
+#define SDIAG_LANES 32
+#define SDIAG_MAX_CHUNKS 8
+#define SDIAG_SPLIT_BELOW 65536
 
-__global__ void sdiag_fwd_kernel(float *h, const float *a, const float *b, int B, int T, int C)
+static int sdiag_chunks(int B, int C)
+{
+    return (size_t)B * C < SDIAG_SPLIT_BELOW ? SDIAG_MAX_CHUNKS : 1;
+}
+
+// grid (ceil(C / 32), B); block 32 W.
+__global__ void __launch_bounds__(SDIAG_LANES * SDIAG_MAX_CHUNKS)
+    sdiag_fwd_kernel(float *h, const float *a, const float *b, int T, int C)
 {
     // h, a, b (B,T,C)
-    const size_t n = (size_t)B * C;
-    for (size_t idx = SB_GRID_START; idx < n; idx += SB_GRID_STRIDE) {
-        size_t p = idx / C * T * C + idx % C; // (bi, 0, c)
-        float carry = 0;
-        for (int t = 0; t < T; t++, p += C) {
-            carry = a[p] * carry + b[p];
+    __shared__ float prod[SDIAG_MAX_CHUNKS][SDIAG_LANES], last[SDIAG_MAX_CHUNKS][SDIAG_LANES];
+    const int lane = threadIdx.x % SDIAG_LANES, w = threadIdx.x / SDIAG_LANES;
+    const int W = blockDim.x / SDIAG_LANES, len = (T + W - 1) / W;
+    const int c = blockIdx.x * SDIAG_LANES + lane;
+    const int t0 = w * len, t1 = t0 + len < T ? t0 + len : T;
+    const bool active = c < C;
+    const size_t base = (size_t)blockIdx.y * T * C + c; // (bi, 0, c)
+    float carry = 0, P = 1;
+    if (active)
+        for (int t = t0; t < t1; t++) {
+            const size_t p = base + (size_t)t * C;
+            const float at = a[p];
+            carry = at * carry + b[p];
+            P *= at;
             h[p] = carry;
         }
+    if (W == 1) return;
+    prod[w][lane] = P;
+    last[w][lane] = carry;
+    __syncthreads();
+    float hin = 0; // the state entering this chunk
+    for (int k = 0; k < w; k++) hin = prod[k][lane] * hin + last[k][lane];
+    if (!active || w == 0) return;
+    float A = 1;
+    for (int t = t0; t < t1; t++) {
+        const size_t p = base + (size_t)t * C;
+        A *= a[p];
+        h[p] += A * hin;
     }
 }
 
-// g_t = dh_t + a_{t+1} g_{t+1}; db_t += g_t, da_t += g_t h_{t-1}
-__global__ void sdiag_bwd_kernel(float *da, float *db, const float *dh, const float *h,
-                                 const float *a, int B, int T, int C)
+// g_t = dh_t + a_{t+1} g_{t+1}; db_t += g_t, da_t += g_t h_{t-1}. Chunked
+// as the forward, in reverse: warp w first adds the gradients its chunk
+// gets from its own steps (g from a zero gradient past its end), then, once
+// the chunks after it are composed into G (the true g at the first step
+// after its end), adds what G carries back: A_t G at step t, with A_t the
+// product of the decays a_{t+1} .. a_{end+1}.
+__global__ void __launch_bounds__(SDIAG_LANES * SDIAG_MAX_CHUNKS)
+    sdiag_bwd_kernel(float *da, float *db, const float *dh, const float *h, const float *a,
+                     int T, int C)
 {
     // da, db, dh, h, a (B,T,C)
-    const size_t n = (size_t)B * C;
-    for (size_t idx = SB_GRID_START; idx < n; idx += SB_GRID_STRIDE) {
-        size_t p = (idx / C * T + (T - 1)) * C + idx % C; // (bi, T-1, c)
-        float g = 0;
-        for (int t = T - 1; t >= 0; t--, p -= C) {
-            g = t + 1 < T ? dh[p] + a[p + C] * g : dh[p];
+    __shared__ float prod[SDIAG_MAX_CHUNKS][SDIAG_LANES], first[SDIAG_MAX_CHUNKS][SDIAG_LANES];
+    const int lane = threadIdx.x % SDIAG_LANES, w = threadIdx.x / SDIAG_LANES;
+    const int W = blockDim.x / SDIAG_LANES, len = (T + W - 1) / W;
+    const int c = blockIdx.x * SDIAG_LANES + lane;
+    const int t0 = w * len, t1 = t0 + len < T ? t0 + len : T;
+    const bool active = c < C;
+    const size_t base = (size_t)blockIdx.y * T * C + c;
+    float g = 0, Q = 1; // Q: a_{t0+1} .. a_{t1} (a_{t1} the next chunk's first decay)
+    if (active)
+        for (int t = t1 - 1; t >= t0; t--) {
+            const size_t p = base + (size_t)t * C;
+            const float an = t + 1 < T ? a[p + C] : 0.0f;
+            g = dh[p] + an * g;
+            Q *= an;
             db[p] += g;
             if (t > 0) da[p] += g * h[p - C];
         }
+    if (W == 1) return;
+    prod[w][lane] = Q;
+    first[w][lane] = g;
+    __syncthreads();
+    float G = 0; // the true g at step t1
+    for (int k = W - 1; k > w; k--) G = prod[k][lane] * G + first[k][lane];
+    if (!active || t1 >= T) return;
+    float A = 1;
+    for (int t = t1 - 1; t >= t0; t--) {
+        const size_t p = base + (size_t)t * C;
+        A *= a[p + C];
+        const float extra = A * G;
+        db[p] += extra;
+        if (t > 0) da[p] += extra * h[p - C];
     }
 }
 
 void cuda_scan_diag_forward(real *h, const real *a, const real *b, int B, int T, int C)
 {
     if (B < 1 || T < 1 || C < 1) return;
-    const size_t n = (size_t)B * C;
-    sdiag_fwd_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(h, a, b, B, T, C);
+    const dim3 grid(sb_cdiv(C, SDIAG_LANES), B);
+    sdiag_fwd_kernel<<<grid, SDIAG_LANES * sdiag_chunks(B, C), 0, sb_cuda_stream()>>>(h, a, b, T,
+                                                                                      C);
     CUDA_CHECK_LAST();
 }
 
@@ -78,9 +148,9 @@ void cuda_scan_diag_backward(real *da, real *db, const real *dh, const real *h, 
                              int B, int T, int C)
 {
     if (B < 1 || T < 1 || C < 1) return;
-    const size_t n = (size_t)B * C;
-    sdiag_bwd_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(da, db, dh, h, a,
-                                                                               B, T, C);
+    const dim3 grid(sb_cdiv(C, SDIAG_LANES), B);
+    sdiag_bwd_kernel<<<grid, SDIAG_LANES * sdiag_chunks(B, C), 0, sb_cuda_stream()>>>(
+        da, db, dh, h, a, T, C);
     CUDA_CHECK_LAST();
 }
 

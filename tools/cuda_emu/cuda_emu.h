@@ -183,6 +183,7 @@ namespace emu {
 // The fiber (CUDA thread) running now on this host worker, and its block.
 struct lane_regs {
     dim3 tid;
+    unsigned linear; // x + y bx + z bx by
 };
 struct block_regs {
     dim3 bid, bdim, gdim;
@@ -202,7 +203,7 @@ enum warp_kind { WARP_SHFL, WARP_SYNC, WARP_VOTE_ANY, WARP_VOTE_ALL, WARP_BALLOT
 // Exchanges 8 bytes among the lanes of mask: returns the value of lane src
 // (WARP_SHFL), or the vote of the lanes (ballot mask, any, all).
 uint64_t warp_op(warp_kind kind, unsigned mask, uint64_t value, int src, const char *file, int line);
-unsigned lane_id(void);
+inline unsigned lane_id(void) { return cur_lane->linear & 31; }
 unsigned active_mask(void);
 
 // Dynamic shared memory of the running block (launch's third argument).

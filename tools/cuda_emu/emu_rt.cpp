@@ -47,9 +47,10 @@ static long env_long(const char *name, long fallback, long lo, long hi)
 // ---- fibers ---------------------------------------------------------------------
 
 #if defined(__x86_64__)
-// emu_ctx_swap(save, to): saves the callee-saved registers, the x87 control
-// word and MXCSR on the current stack, stores its pointer in *save, switches
-// to the stack `to` and restores what was saved there.
+// emu_ctx_swap(save, to): saves the callee-saved registers on the current
+// stack, stores its pointer in *save, switches to the stack `to` and restores
+// what was saved there. The x87 control word and MXCSR are not switched: no
+// kernel changes them.
 extern "C" void emu_ctx_swap(void **save, void *to);
 extern "C" void emu_ctx_entry(void);
 asm(R"(
@@ -64,14 +65,8 @@ emu_ctx_swap:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $16, %rsp
-    fnstcw (%rsp)
-    stmxcsr 8(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    fldcw (%rsp)
-    ldmxcsr 8(%rsp)
-    addq $16, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -99,17 +94,11 @@ struct fiber {
 static void fiber_init(fiber &f, char *lo, size_t size, void (*fn)(void *), void *arg)
 {
     uintptr_t top = ((uintptr_t)lo + size) & ~(uintptr_t)15;
-    uint64_t *sp = (uint64_t *)(top - 88); // after the 72 bytes popped: 16-aligned
-    uint16_t cw;
-    uint32_t mxcsr;
-    asm volatile("fnstcw %0" : "=m"(cw));
-    asm volatile("stmxcsr %0" : "=m"(mxcsr));
-    memset(sp, 0, 88);
-    memcpy(&sp[0], &cw, sizeof cw);
-    memcpy(&sp[1], &mxcsr, sizeof mxcsr);
-    sp[4] = (uint64_t)(uintptr_t)fn;  // r13
-    sp[5] = (uint64_t)(uintptr_t)arg; // r12
-    sp[8] = (uint64_t)(uintptr_t)emu_ctx_entry;
+    uint64_t *sp = (uint64_t *)(top - 72); // after the 56 bytes popped: 16-aligned
+    memset(sp, 0, 72);
+    sp[2] = (uint64_t)(uintptr_t)fn;  // r13
+    sp[3] = (uint64_t)(uintptr_t)arg; // r12
+    sp[6] = (uint64_t)(uintptr_t)emu_ctx_entry;
     f.sp = sp;
 }
 static inline void fiber_switch(fiber &from, fiber &to) { emu_ctx_swap(&from.sp, to.sp); }
@@ -139,12 +128,13 @@ static inline void fiber_switch(fiber &from, fiber &to) { swapcontext(&from.uc, 
 
 // ---- blocks -------------------------------------------------------------------
 
-enum lane_state { L_READY, L_BAR, L_WARP, L_DONE };
+enum lane_state { L_NEW, L_READY, L_BAR, L_WARP, L_DONE };
 
 struct lane {
     lane_regs regs;
     fiber ctx;
-    unsigned linear = 0;
+    char *stack = nullptr; // from the worker's free stacks when it first runs
+    unsigned linear = 0; // = regs.linear
     int state = L_READY;
     const char *file = nullptr; // where it waits
     int line = 0;
@@ -156,11 +146,20 @@ struct lane {
 
 struct worker {
     std::vector<lane> lanes;
-    std::vector<char *> stacks;
+    // Stacks are taken when a lane first runs and given back when it ends, so
+    // a kernel without barriers runs all its lanes on two stacks (hot in the
+    // caches); one that blocks holds one per waiting lane.
+    std::vector<char *> free_stacks;
+    char *pending = nullptr; // the stack of the lane that just ended, still in use until the switch
     size_t stack_bytes = 0;
     fiber main;
     lane *running = nullptr;
-    unsigned nthreads = 0, nwarps = 0;
+    // the lanes to run in this round, in order; a lane that blocks switches
+    // straight to the next one (to the scheduler after the last)
+    std::vector<lane *> runq;
+    size_t rq_pos = 0;
+    unsigned nthreads = 0, nwarps = 0, done = 0, nbar = 0;
+    std::vector<unsigned> wwait, wdone; // per warp: lanes at a warp operation, lanes exited
     void (*body)(void *) = nullptr;
     void *closure = nullptr;
     const launch_site *site = nullptr;
@@ -195,6 +194,23 @@ static const unsigned char SMEM_CANARY_BYTE = 0xC7;
     abort();
 }
 
+// -fsanitize=bounds (the device code's array indices) reports through
+// UBSan: make that an abort like the emulator's own checks, and name the
+// kernel, block and thread it happened in.
+extern "C" const char *__ubsan_default_options(void) { return "abort_on_error=1:print_stacktrace=1"; }
+extern "C" void __sanitizer_set_death_callback(void (*)(void)) __attribute__((weak));
+static void on_sanitizer_death(void)
+{
+    worker *w = cur_worker;
+    if (!w || !w->in_block) return;
+    const block_regs &b = cur_block;
+    fprintf(stderr, "cuda_emu: ^ in kernel %s (launched at %s:%d), block (%u,%u,%u), block size (%u,%u,%u)", w->site->kernel,
+            w->site->file, w->site->line, b.bid.x, b.bid.y, b.bid.z, b.bdim.x, b.bdim.y, b.bdim.z);
+    if (w->running)
+        fprintf(stderr, ", thread (%u,%u,%u)", w->running->regs.tid.x, w->running->regs.tid.y, w->running->regs.tid.z);
+    fprintf(stderr, "\n");
+}
+
 void fail(const char *fmt, ...)
 {
     va_list ap;
@@ -209,17 +225,50 @@ static lane &self(const char *what)
     return *w->running;
 }
 
-// Back to the scheduler until this lane is released.
-static void yield_lane(lane &l)
+static void lane_main(void *p);
+static char *take_stack(worker &w);
+
+// The stack a lane that just ended ran on can be reused once we are off it.
+static inline void release_pending(worker *w)
+{
+    if (w->pending) {
+        w->free_stacks.push_back(w->pending);
+        w->pending = nullptr;
+    }
+}
+
+// Makes l the running lane, giving it a stack if it has not run yet.
+static inline fiber &enter(worker *w, lane *l)
+{
+    if (l->state == L_NEW) {
+        l->stack = take_stack(*w);
+        fiber_init(l->ctx, l->stack, w->stack_bytes, lane_main, l);
+        l->state = L_READY;
+    }
+    w->running = l;
+    cur_lane = &l->regs;
+    return l->ctx;
+}
+
+// On to the next lane of the round (or the scheduler) until this lane is released.
+static inline void switch_on(fiber &from)
 {
     worker *w = cur_worker;
-    w->running = nullptr;
-    fiber_switch(l.ctx, w->main);
+    if (w->rq_pos < w->runq.size()) {
+        lane *next = w->runq[w->rq_pos++];
+        fiber_switch(from, enter(w, next));
+    } else {
+        w->running = nullptr;
+        fiber_switch(from, w->main);
+    }
+    release_pending(cur_worker);
 }
+static void yield_lane(lane &l) { switch_on(l.ctx); }
 
 int block_barrier(bar_kind kind, int pred, const char *file, int line)
 {
     lane &l = self("__syncthreads");
+    cur_worker->nbar++;
     l.state = L_BAR;
     l.bar_kind = kind;
     l.pred = pred;
@@ -228,8 +277,6 @@ int block_barrier(bar_kind kind, int pred, const char *file, int line)
     yield_lane(l);
     return l.bar_result;
 }
-
-unsigned lane_id(void) { return self("a warp intrinsic").linear & 31; }
 
 unsigned active_mask(void)
 {
@@ -261,6 +308,7 @@ uint64_t warp_op(warp_kind kind, unsigned mask, uint64_t value, int src, const c
     const unsigned me = l.linear & 31;
     if (!(mask >> me & 1u))
         fail("%s at %s:%d: the calling lane %u is not in its mask 0x%08x", warp_name(kind), file, line, me, mask);
+    cur_worker->wwait[l.linear >> 5] |= 1u << me;
     l.state = L_WARP;
     l.wkind = kind;
     l.mask = mask;
@@ -285,10 +333,14 @@ static void lane_main(void *p)
 {
     lane *l = (lane *)p;
     worker *w = cur_worker;
+    release_pending(w);
     w->body(w->closure);
     l->state = L_DONE;
-    w->running = nullptr;
-    fiber_switch(l->ctx, w->main);
+    w->done++;
+    w->wdone[l->linear >> 5] |= 1u << (l->linear & 31);
+    w->pending = l->stack;
+    l->stack = nullptr;
+    switch_on(l->ctx);
     abort(); // a finished lane is never resumed
 }
 
@@ -298,19 +350,26 @@ static size_t stack_size(void)
     return bytes;
 }
 
+static char *take_stack(worker &w)
+{
+    if (!w.free_stacks.empty()) {
+        char *s = w.free_stacks.back();
+        w.free_stacks.pop_back();
+        return s;
+    }
+    // a guard page below each stack: an overflow faults instead of corrupting
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = (char *)mmap(nullptr, w.stack_bytes + page, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) fail("cannot map %zu bytes for a thread's stack", w.stack_bytes + page);
+    mprotect(m, page, PROT_NONE);
+    return m + page;
+}
+
 static void ensure_lanes(worker &w, unsigned n)
 {
-    const size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = stack_size();
     if (w.lanes.size() < n) w.lanes.resize(n);
-    while (w.stacks.size() < n) {
-        // a guard page below each stack: an overflow faults instead of corrupting
-        char *m = (char *)mmap(nullptr, bytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                               -1, 0);
-        if (m == MAP_FAILED) fail("cannot map %zu bytes for a thread's stack", bytes + page);
-        mprotect(m, page, PROT_NONE);
-        w.stacks.push_back(m + page);
-    }
-    w.stack_bytes = bytes;
+    w.stack_bytes = stack_size();
 }
 
 static void describe_waits(worker &w, char *buf, size_t len)
@@ -340,14 +399,10 @@ static bool resolve(worker &w)
 {
     bool released = false;
     for (unsigned wp = 0; wp < w.nwarps; wp++) {
+        unsigned waiting = w.wwait[wp];
+        if (!waiting) continue;
         const unsigned base = wp * 32, n = std::min(32u, w.nthreads - base);
-        const unsigned exist = n == 32 ? 0xffffffffu : (1u << n) - 1;
-        unsigned waiting = 0, done = 0;
-        for (unsigned j = 0; j < n; j++) {
-            const int s = w.lanes[base + j].state;
-            if (s == L_WARP) waiting |= 1u << j;
-            if (s == L_DONE) done |= 1u << j;
-        }
+        const unsigned exist = n == 32 ? 0xffffffffu : (1u << n) - 1, done = w.wdone[wp];
         for (unsigned j = 0; j < n && waiting; j++) {
             if (!(waiting >> j & 1u)) continue;
             lane &l = w.lanes[base + j];
@@ -396,24 +451,19 @@ static bool resolve(worker &w)
                 default: o.result = 0; break;
                 }
                 o.state = L_READY;
+                w.runq.push_back(&o);
             }
             waiting &= ~m;
+            w.wwait[wp] &= ~m;
             released = true;
         }
     }
     if (released) return true;
-    unsigned nbar = 0, ndone = 0;
-    const lane *first = nullptr;
-    for (unsigned i = 0; i < w.nthreads; i++) {
-        const lane &l = w.lanes[i];
-        if (l.state == L_BAR) {
-            nbar++;
-            if (!first) first = &l;
-        } else if (l.state == L_DONE) {
-            ndone++;
-        }
-    }
+    const unsigned nbar = w.nbar, ndone = w.done;
     if (!nbar || nbar + ndone != w.nthreads) return false;
+    const lane *first = nullptr;
+    for (unsigned i = 0; i < w.nthreads && !first; i++)
+        if (w.lanes[i].state == L_BAR) first = &w.lanes[i];
     if (ndone) {
         char d[512];
         describe_waits(w, d, sizeof d);
@@ -437,7 +487,9 @@ static bool resolve(worker &w)
         default: l.bar_result = 0;
         }
         l.state = L_READY;
+        w.runq.push_back(&l);
     }
+    w.nbar = 0;
     return true;
 }
 
@@ -447,29 +499,29 @@ static void run_block(worker &w, dim3 bid)
     const dim3 bd = cur_block.bdim;
     for (unsigned i = 0; i < w.nthreads; i++) {
         lane &l = w.lanes[i];
-        l.linear = i;
+        l.linear = l.regs.linear = i;
         l.regs.tid = dim3(i % bd.x, i / bd.x % bd.y, i / (bd.x * bd.y));
-        l.state = L_READY;
-        fiber_init(l.ctx, w.stacks[i], w.stack_bytes, lane_main, &l);
+        l.state = L_NEW;
+        l.stack = nullptr;
     }
     if (w.smem_bytes) {
         // arbitrary contents at the start (NaN as floats), a canary after
         memset(w.smem.data(), 0xFF, w.smem_bytes);
         memset(w.smem.data() + w.smem_bytes, SMEM_CANARY_BYTE, SMEM_CANARY);
     }
-    unsigned done = 0;
+    w.done = w.nbar = 0;
+    w.wwait.assign(w.nwarps, 0);
+    w.wdone.assign(w.nwarps, 0);
+    w.runq.clear();
+    for (unsigned i = 0; i < w.nthreads; i++) w.runq.push_back(&w.lanes[i]);
     for (;;) {
-        for (unsigned i = 0; i < w.nthreads; i++) {
-            lane &l = w.lanes[i];
-            if (l.state != L_READY) continue;
-            w.running = &l;
-            cur_lane = &l.regs;
-            fiber_switch(w.main, l.ctx);
-            if (l.state == L_DONE) done++;
-        }
+        w.rq_pos = 1;
+        fiber_switch(w.main, enter(&w, w.runq[0])); // back when the round's last lane blocks or ends
+        release_pending(&w);
         w.running = nullptr;
-        if (done == w.nthreads) break;
-        if (!resolve(w)) {
+        if (w.done == w.nthreads) break;
+        w.runq.clear();
+        if (!resolve(w) || w.runq.empty()) {
             char d[512];
             describe_waits(w, d, sizeof d);
             fail("deadlock: %s", d);
@@ -528,7 +580,7 @@ struct pool {
     unsigned long long generation = 0;
     unsigned finished = 0; // workers done with the current generation
 };
-static pool the_pool;
+static pool &the_pool = *new pool; // never destroyed: its threads wait on it at exit
 static unsigned n_workers(void)
 {
     static const unsigned n = [] {
@@ -623,6 +675,10 @@ void run_grid(const cfg &c, const launch_site &site, void (*body)(void *), void 
         last_error = cudaErrorInvalidValue;
         return;
     }
+    static std::once_flag hooked;
+    std::call_once(hooked, [] {
+        if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(on_sanitizer_death);
+    });
     grid_job job;
     job.c = &c;
     job.site = &site;
