@@ -29,6 +29,7 @@
 // in registers.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "tile_reduce.cuh"
 
 #include <type_traits>
 
@@ -39,39 +40,13 @@ static_assert(std::is_same<real, float>::value, "the CUDA backend is float only"
 #define SD_MAX_KV 128
 // widest column set of one reduction: 2 RV TV with RV <= 4, TV <= 32
 #define SD_RED_STRIDE 256
-#define FULL_MASK 0xffffffffu
 
-// Sums x over the threads of one row (the TV threads sharing ty, which are
-// adjacent lanes of one warp); every one of them gets the sum.
-__device__ __forceinline__ float sd_row_sum(float x, int tv)
-{
-    for (int o = 1; o < tv; o <<= 1) x += __shfl_xor_sync(FULL_MASK, x, o);
-    return x;
-}
-
-// Sums x[e] (column tx + TV e of this thread) over all rows of the block;
-// every thread gets its columns' sums. red: SD_WARPS * SD_RED_STRIDE floats of
-// shared memory that no thread may still be reading (callers alternate two).
 template <int N>
-__device__ __forceinline__ void sd_col_sum(float *x, float *red, int tv, int tx, int lane,
-                                           int warp)
+__device__ __forceinline__ void sd_col_sum(float *x, float *red, int tv, int tx, int lane, int warp)
 {
-#pragma unroll
-    for (int e = 0; e < N; e++)
-        for (int o = tv; o < 32; o <<= 1) x[e] += __shfl_xor_sync(FULL_MASK, x[e], o);
-    if (lane < tv) {
-#pragma unroll
-        for (int e = 0; e < N; e++) red[warp * SD_RED_STRIDE + e * tv + tx] = x[e];
-    }
-    __syncthreads();
-#pragma unroll
-    for (int e = 0; e < N; e++) {
-        float s = 0;
-#pragma unroll
-        for (int w = 0; w < SD_WARPS; w++) s += red[w * SD_RED_STRIDE + e * tv + tx];
-        x[e] = s;
-    }
+    tile_col_sum<N, SD_WARPS, SD_RED_STRIDE>(x, red, tv, tx, lane, warp);
 }
+#define sd_row_sum tile_row_sum
 
 static __host__ __device__ int sd_num_chunks(int T) { return (T + SCAN_DELTA_CKPT - 1) / SCAN_DELTA_CKPT; }
 

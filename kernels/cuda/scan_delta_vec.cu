@@ -29,6 +29,7 @@
 // then reverse the chunk token by token with dS = dL/dS in registers.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "tile_reduce.cuh"
 
 #include <type_traits>
 
@@ -39,38 +40,13 @@ static_assert(std::is_same<real, float>::value, "the CUDA backend is float only"
 #define VS_MAX_KV 128
 // widest column set of one reduction: RV TV with RV <= 4, TV <= 32
 #define VS_RED_STRIDE 128
-#define VS_FULL_MASK 0xffffffffu
 
-// Sums x over the TV adjacent lanes sharing ty; every one of them gets the sum.
-__device__ __forceinline__ float vs_row_sum(float x, int tv)
-{
-    for (int o = 1; o < tv; o <<= 1) x += __shfl_xor_sync(VS_FULL_MASK, x, o);
-    return x;
-}
-
-// Sums x[e] (column tx + TV e of this thread) over all rows of the block;
-// every thread gets its columns' sums. red: VS_WARPS * VS_RED_STRIDE floats of
-// shared memory that no thread may still be reading (callers alternate two).
 template <int N>
-__device__ __forceinline__ void vs_col_sum(float *x, float *red, int tv, int tx, int lane,
-                                           int warp)
+__device__ __forceinline__ void vs_col_sum(float *x, float *red, int tv, int tx, int lane, int warp)
 {
-#pragma unroll
-    for (int e = 0; e < N; e++)
-        for (int o = tv; o < 32; o <<= 1) x[e] += __shfl_xor_sync(VS_FULL_MASK, x[e], o);
-    if (lane < tv) {
-#pragma unroll
-        for (int e = 0; e < N; e++) red[warp * VS_RED_STRIDE + e * tv + tx] = x[e];
-    }
-    __syncthreads();
-#pragma unroll
-    for (int e = 0; e < N; e++) {
-        float s = 0;
-#pragma unroll
-        for (int w = 0; w < VS_WARPS; w++) s += red[w * VS_RED_STRIDE + e * tv + tx];
-        x[e] = s;
-    }
+    tile_col_sum<N, VS_WARPS, VS_RED_STRIDE>(x, red, tv, tx, lane, warp);
 }
+#define vs_row_sum tile_row_sum
 
 static __host__ __device__ int vs_num_chunks(int T) { return (T + SCAN_DELTA_CKPT - 1) / SCAN_DELTA_CKPT; }
 
