@@ -12,8 +12,11 @@
 #include "support.h"
 
 /* 1000 x 77 x 700 is cut across M (8 tiles of 128 rows, the last 104),
- * 77 x 1000 x 700 across N; 300 x 260 x 900 both ways. */
-static const int shapes[][3] = {{1000, 77, 700}, {77, 1000, 700}, {300, 260, 900}};
+ * 77 x 1000 x 700 across N; 300 x 260 x 900 both ways. The long products
+ * are cut along K: 100 x 37 x 5000 into 4 chunks of 1264 (the last 1208),
+ * 300 x 260 x 2100 into 2 (1056 and 1044). */
+static const int shapes[][3] = {{1000, 77, 700}, {77, 1000, 700}, {300, 260, 900},
+                                {100, 37, 5000}, {300, 260, 2100}};
 
 Test(gemm_tiles, large_tiles_with_remainders)
 {
@@ -67,5 +70,36 @@ Test(gemm_tiles, large_tiles_with_remainders)
             free(A);
             free(B);
         }
+    }
+}
+
+/* beta = 0 ignores what C held (NaN here), on the K-cut path as on the
+ * tiled one: the same bits as beta = 1 on a zeroed C, on 1 and 2 threads. */
+Test(gemm_tiles, beta_zero_ignores_nan_in_c)
+{
+    static const int cases[][3] = {{100, 37, 5000}, {1000, 77, 700}};
+    for (size_t s = 0; s < sizeof cases / sizeof *cases; s++) {
+        const int M = cases[s][0], N = cases[s][1], K = cases[s][2];
+        real *A = malloc((size_t)K * M * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
+        real *C = malloc((size_t)M * N * sizeof *C), *Z = calloc((size_t)M * N, sizeof *Z);
+        fill_uniform(A, (size_t)K * M, -1, 1, 4242 + s);
+        fill_uniform(B, (size_t)K * N, -1, 1, 4343 + s);
+        ops_set_threads(1);
+        gemm_tiled(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1, A, M, B, N, 1, Z, N);
+        for (int th = 1; th <= 2; th++) {
+            for (size_t i = 0; i < (size_t)M * N; i++) C[i] = NAN;
+            ops_set_threads(th);
+            gemm_tiled(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1, A, M, B, N, 0, C, N);
+            size_t bad = 0;
+            for (size_t i = 0; i < (size_t)M * N; i++) bad += !isfinite(C[i]);
+            cr_expect(bad == 0, "%dx%dx%d, %d threads: %zu elements not finite", M, N, K, th, bad);
+            cr_expect(memcmp(C, Z, (size_t)M * N * sizeof *C) == 0,
+                      "%dx%dx%d, %d threads: beta 0 differs from beta 1 on zeros", M, N, K, th);
+        }
+        ops_set_threads(1);
+        free(A);
+        free(B);
+        free(C);
+        free(Z);
     }
 }

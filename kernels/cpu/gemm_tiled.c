@@ -20,10 +20,18 @@
  * the tiles are as few and as large as keep the threads busy (at most
  * MAX_TILES, at least MIN_TILE_MACS multiply-adds each), cut where the
  * repacking (tm K N + tn K M) is least. The tiles depend on the shape
- * only, never on the thread count. */
+ * only, never on the thread count.
+ *
+ * Long products (K much larger than M and N: the weight gradients, K = B T)
+ * are cut along K instead: any cut of C would repack the whole K x N (or
+ * K x M) operand once per tile, so C (M,N) = the sum of S chunk products
+ * over fixed ranges of K, each packed once. Chunk 0 goes straight into C
+ * (with beta); the others into a scratch buffer, added to C in chunk order
+ * afterwards, so the sums are the same whatever the thread count. */
 #include "gemm_tiled.h"
 
 #include <assert.h>
+#include <stdlib.h>
 
 #ifdef SB_DOUBLE
 #define BLAS_GEMM cblas_dgemm
@@ -35,6 +43,10 @@
 #define MAX_TILES 8           /* enough for 2, 4 or 8 threads to share evenly */
 #define MIN_TILE_MACS 524288.0 /* ~10 us of work: more than a region costs */
 #define TILE_ALIGN 16          /* tile sides are multiples of the micro-kernels' */
+
+#define KSPLIT_MIN_K 2048     /* long products: K at least this ... */
+#define KSPLIT_RATIO 4        /* ... and this many times M and N */
+#define KSPLIT_CHUNK 1024     /* K per chunk at least */
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
@@ -61,6 +73,62 @@ static void choose_tiles(int M, int N, int K, int *tile_m, int *tile_n)
     *tile_n = round_up(ceil_div(N, best_n), TILE_ALIGN);
 }
 
+/* The partial products of the K chunks after the first: grown as needed,
+ * one buffer per calling thread (a gemm_tiled called inside a parallel
+ * region uses its own), kept for the next call. */
+static _Thread_local real *split_buf;
+static _Thread_local size_t split_cap;
+
+static real *split_scratch(size_t n)
+{
+    if (n > split_cap) {
+        real *p = realloc(split_buf, n * sizeof *p);
+        if (!p) return NULL;
+        split_buf = p;
+        split_cap = n;
+    }
+    return split_buf;
+}
+
+/* C = alpha op(A) op(B) + beta C as S products over consecutive ranges of
+ * K; 0 when the scratch cannot be had (the caller then tiles C). */
+static int gemm_split_k(CBLAS_ORDER order, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M,
+                        int N, int K, real alpha, const real *A, int lda, const real *B, int ldb,
+                        real beta, real *C, int ldc)
+{
+    int S = K / KSPLIT_CHUNK;
+    const double macs = (double)M * N * K;
+    if (S > MAX_TILES) S = MAX_TILES;
+    if (S > macs / MIN_TILE_MACS) S = (int)(macs / MIN_TILE_MACS);
+    if (S < 2) return 0;
+    const int kc = round_up(ceil_div(K, S), TILE_ALIGN);
+    S = ceil_div(K, kc);
+    const size_t mn = (size_t)M * N;
+    real *part = split_scratch((size_t)(S - 1) * mn);
+    if (!part) return 0;
+#pragma omp parallel for schedule(static)
+    for (int s = 0; s < S; s++) {
+        const int k0 = s * kc, len = K - k0 < kc ? K - k0 : kc;
+        /* columns k0.. of op(A) (M,K), rows k0.. of op(B) (K,N) */
+        const real *a = trans_a == CblasNoTrans ? A + k0 : A + (size_t)k0 * lda;
+        const real *b = trans_b == CblasNoTrans ? B + (size_t)k0 * ldb : B + k0;
+        if (s == 0)
+            BLAS_GEMM(order, trans_a, trans_b, M, N, len, alpha, a, lda, b, ldb, beta, C, ldc);
+        else
+            BLAS_GEMM(order, trans_a, trans_b, M, N, len, alpha, a, lda, b, ldb, 0,
+                      part + (size_t)(s - 1) * mn, N);
+    }
+#pragma omp parallel for schedule(static) if (mn >= 16384)
+    for (int i = 0; i < M; i++) {
+        real *c = C + (size_t)i * ldc;
+        for (int s = 1; s < S; s++) {
+            const real *p = part + (size_t)(s - 1) * mn + (size_t)i * N;
+            for (int j = 0; j < N; j++) c[j] += p[j];
+        }
+    }
+    return 1;
+}
+
 void gemm_tiled(CBLAS_ORDER order, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE trans_b, int M, int N, int K,
                 real alpha, const real *A, int lda, const real *B, int ldb, real beta, real *C, int ldc)
 {
@@ -71,6 +139,9 @@ void gemm_tiled(CBLAS_ORDER order, CBLAS_TRANSPOSE trans_a, CBLAS_TRANSPOSE tran
         BLAS_GEMM(order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    if (K >= KSPLIT_MIN_K && K >= KSPLIT_RATIO * M && K >= KSPLIT_RATIO * N &&
+        gemm_split_k(order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
     int tile_m, tile_n;
     choose_tiles(M, N, K, &tile_m, &tile_n);
     int tiles_m = ceil_div(M, tile_m), tiles_n = ceil_div(N, tile_n);
