@@ -47,9 +47,12 @@ void provenance_collect(db_provenance *p, const char *device)
     cpu_model(cpu, sizeof cpu);
     *p = (db_provenance){.cpu_model = cpu, .threads = ops_get_threads(), .compiler = SB_COMPILER,
                          .cflags = SB_CFLAGS, .blas = ops_blas_info(), .git_rev = SB_GIT_REV,
-                         /* the CPU backend's reductions and gemm tiling do not depend on the
-                            thread count (kernels/cpu); GPU kernels promise no such thing */
-                         .deterministic = !strcmp(device, "cpu")};
+                         /* every path is: the CPU backend's reductions and gemm tiling do not
+                            depend on the thread count (kernels/cpu); the CUDA kernels reduce in
+                            a fixed order, without float atomics, and cuBLAS runs on one stream,
+                            which it makes bit-reproducible on one GPU model and toolkit
+                            (docs/SCALE.md, "Determinism") */
+                         .deterministic = 1};
     cuda_device_info info;
     if (!strcmp(device, "cuda") && cuda_device_query(0, &info) == 0) {
         snprintf(gpu_name, sizeof gpu_name, "%s", info.name);

@@ -293,13 +293,29 @@ int cmd_run(int argc, char **argv)
         return EXIT_USAGE;
     }
     char *default_db = NULL;
+    int rc = EXIT_OK;
+    /* bf16 gemms exist on the GPU only: a run that would train on the CPU
+     * (--device cpu, no GPU under auto, or a mixer without CUDA ops) is a
+     * config error, before anything is recorded */
+    for (int i = 0; i < exp.count; i++) {
+        const run_spec *s = &exp.runs[i];
+        if (s->train.precision != PRECISION_BF16 || use_cuda == 2 || (use_cuda == 1 && run_on_cuda(s))) continue;
+        char label[256];
+        run_label(s, label, sizeof label);
+        fprintf(stderr,
+                "statebench run: %s: run %d (%s): train.precision bf16 needs the GPU, but this run would train "
+                "on the CPU (%s); allowed on the CPU: fp32, tf32\n",
+                argv[optind], i + 1, label,
+                use_cuda ? "a mixer without CUDA ops" : !strcmp(device, "cpu") ? "--device cpu" : "no CUDA device");
+        rc = EXIT_USAGE;
+        goto done;
+    }
     if (!db_path) {
         char stem[512];
         experiment_file_stem(&exp, stem, sizeof stem);
         if (asprintf(&default_db, "results/%s.db", stem) < 0) default_db = NULL;
         db_path = default_db;
     }
-    int rc = EXIT_OK;
     if (!db_path || make_parent_dirs(db_path) != 0) {
         fprintf(stderr, "statebench run: cannot create the folder of the database %s\n", db_path ? db_path : "");
         rc = EXIT_RUNTIME;

@@ -40,7 +40,8 @@ typedef struct {
     const char *compiler, *cflags; /* "gcc 12.2.0", the build's CFLAGS */
     const char *blas;          /* ops_blas_info() */
     const char *git_rev;       /* revision the binary was built from */
-    int deterministic;         /* 1: bit-identical whatever the jobs and threads */
+    int deterministic;         /* 1: bit-identical from run to run whatever the jobs and
+                                  threads (on the GPU: on one GPU model and toolkit) */
 } db_provenance;
 
 typedef struct {

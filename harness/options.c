@@ -213,8 +213,10 @@ const sb_option sb_options[] = {
              "not part of the run hash"},
     {.name = "train.precision", .type = OPT_ENUM, .names = precision_names, .def = "fp32",
      .flags = OPT_HASHED_UNLESS_DEFAULT, .offset = F(train.precision),
-     .help = "GPU gemms: fp32, or tf32 (tensor cores, ~1e-3 relative per product); the CPU computes "
-             "fp32; bf16 not yet implemented; in the hash unless fp32"},
+     .help = "GPU gemms: fp32, tf32 (tensor cores, ~1e-3 relative per product; the CPU computes fp32), "
+             "or bf16 (GPU only, refused on the CPU: the dense projections' operands rounded to bf16, up "
+             "to 4e-3 relative each, with fp32 accumulation; weights, gradients, AdamW and the other ops "
+             "stay fp32); in the hash unless fp32"},
 
     {.name = "eval.every", .type = OPT_INT, .min = 0, .max = 1e8, .def = "0",
      .offset = F(eval.every), .help = "evaluate every k steps (0 = at the end only)"},
@@ -949,11 +951,6 @@ int options_check(const run_spec *s, const sb_option **blame, char *err, size_t 
                          s->model.d_model, s->model.heads, head_size);
                 return -1;
             }
-    }
-    if (s->train.precision == PRECISION_BF16) {
-        *blame = option_find("train.precision");
-        snprintf(err, errlen, "train.precision bf16 is not yet implemented; allowed: fp32, tf32");
-        return -1;
     }
     if (s->train.warmup > s->train.steps) {
         *blame = option_find("train.warmup");

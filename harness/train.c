@@ -285,7 +285,9 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
                  (double)device_free / 1073741824.0, (double)device_total / 1073741824.0);
         return;
     }
-    ops_set_precision(s->train.precision == PRECISION_TF32 ? OPS_TF32 : OPS_FP32);
+    ops_set_precision(s->train.precision == PRECISION_TF32   ? OPS_TF32
+                      : s->train.precision == PRECISION_BF16 ? OPS_BF16
+                                                             : OPS_FP32);
     model *m = model_create(&cfg, s->seed, out->error, sizeof out->error);
     if (!m) return;
     size_t tokens = (size_t)cfg.max_batch * (size_t)cfg.max_len;
@@ -312,7 +314,8 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
     out->steps_done = step;
     if (resumed.eval_pending)
         stopped_early = eval_and_check_stop(m, t, s, step, x, y, cfg.vocab_out, db, run_id, prog, &db_failed);
-    /* On the GPU the step only queues work; the host waits for the device
+    /* On the GPU the step only queues work (replaying the step's CUDA graph
+     * once captured: model_train_step); the host waits for the device
      * where it reads the step's metrics: on curve rows, evaluations,
      * checkpoints, a stop signal and the last step (metrics_due). The CPU
      * reads them at every step. Between reads the progress line shows the
@@ -322,11 +325,11 @@ void train_run(const run_spec *s, sb_db *db, int64_t run_id, progress *prog, run
     for (step++; step <= s->train.steps && !stopped_early && !db_failed; step++) {
         double ts = now_seconds();
         int L = task_train_batch(t, &s->task, s->seed, (uint64_t)(step - 1), s->train.batch, x, y);
-        model_forward_queued(m, x, y, s->train.batch, L);
-        model_backward(m);
         double lr = lr_schedule(s->train.lr, s->train.warmup, s->train.steps, s->train.min_lr_ratio, step);
-        model_adamw_step_queued(m, lr, s->train.beta1, s->train.beta2, s->train.eps, s->train.weight_decay,
-                                s->train.grad_clip, step);
+        model_train_step(m, x, y, s->train.batch, L, lr, s->train.beta1, s->train.beta2, s->train.eps,
+                         s->train.weight_decay, s->train.grad_clip, step);
+        const char *no_graph = model_graph_failure(m);
+        if (no_graph) progress_log(prog, "  note: the training step runs uncaptured (no CUDA graph): %s", no_graph);
         const int read = read_every_step || metrics_due(s, step);
         model_step_stats st = {0};
         if (read) model_step_read(m, &st);

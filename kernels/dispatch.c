@@ -49,9 +49,11 @@
     X(argmax_rows) \
     X(sum_squares_into) \
     X(step_guard_update) \
+    X(crossentropy_backward_step) \
     X(adamw_update_guarded) \
     X(rope_forward) \
     X(rope_backward) \
+    X(attention_cache_len) \
     X(attention_forward) \
     X(attention_scratch_len) \
     X(attention_backward) \
@@ -145,9 +147,11 @@ OPS_ALL(CPU_OP)
     X(argmax_rows) \
     X(sum_squares_into) \
     X(step_guard_update) \
+    X(crossentropy_backward_step) \
     X(adamw_update_guarded) \
     X(rope_forward) \
     X(rope_backward) \
+    X(attention_cache_len) \
     X(attention_forward) \
     X(attention_scratch_len) \
     X(attention_backward) \
@@ -312,13 +316,55 @@ void ops_sync(void)
 #endif
 }
 
+int ops_capture_begin(char *err, size_t errlen)
+{
+#if SB_CUDA_OPS
+    if (ON_CUDA) return cuda_capture_begin(err, errlen);
+#endif
+    snprintf(err, errlen, "the CPU backend runs each op when it is called (only the CUDA backend captures)");
+    return -1;
+}
+
+ops_graph *ops_capture_end(char *err, size_t errlen)
+{
+#if SB_CUDA_OPS
+    if (ON_CUDA) return (ops_graph *)cuda_capture_end(err, errlen);
+#endif
+    snprintf(err, errlen, "no capture was begun (only the CUDA backend captures)");
+    return NULL;
+}
+
+void ops_graph_launch(ops_graph *g)
+{
+#if SB_CUDA_OPS
+    if (ON_CUDA) {
+        cuda_graph_launch(g);
+        return;
+    }
+#endif
+    (void)g;
+    fprintf(stderr, "statebench: ops_graph_launch: only the CUDA backend has graphs\n");
+    exit(1);
+}
+
+void ops_graph_free(ops_graph *g)
+{
+#if SB_CUDA_OPS
+    if (ON_CUDA) cuda_graph_free(g);
+#endif
+    (void)g;
+}
+
 static ops_precision precision = OPS_FP32;
 
 void ops_set_precision(ops_precision p)
 {
     precision = p;
 #if SB_CUDA_OPS
-    if (ON_CUDA) cuda_ops_set_tf32(p == OPS_TF32);
+    if (ON_CUDA) {
+        cuda_ops_set_tf32(p == OPS_TF32);
+        cuda_ops_set_bf16(p == OPS_BF16);
+    }
 #endif
 }
 
@@ -327,7 +373,7 @@ void ops_set_precision(ops_precision p)
 ops_precision ops_get_precision(void)
 {
 #if SB_CUDA_OPS
-    if (ON_CUDA) return cuda_ops_tf32() ? OPS_TF32 : OPS_FP32;
+    if (ON_CUDA) return cuda_ops_bf16() ? OPS_BF16 : cuda_ops_tf32() ? OPS_TF32 : OPS_FP32;
 #endif
     return precision;
 }
@@ -368,10 +414,10 @@ void embedding_forward(real *out, const int *tokens, const real *wte, const real
 }
 
 void embedding_backward(real *dwte, real *dwpe, const real *dout, const int *tokens, int B, int T,
-                        int C)
+                        int C, int V)
 {
-    ROUTE(embedding_backward, (dwte, dwpe, dout, tokens, B, T, C));
-    cpu_embedding_backward(dwte, dwpe, dout, tokens, B, T, C);
+    ROUTE(embedding_backward, (dwte, dwpe, dout, tokens, B, T, C, V));
+    cpu_embedding_backward(dwte, dwpe, dout, tokens, B, T, C, V);
 }
 
 void rmsnorm_forward(real *out, real *rstd, const real *inp, const real *weight, int N, int C)
@@ -507,17 +553,24 @@ void sum_squares_into(double *out, const real *x, size_t n)
     cpu_sum_squares_into(out, x, n);
 }
 
-void step_guard_update(step_guard *g, const real *loss_sum, double clip, int step)
+void crossentropy_backward_step(real *dlogits, const real *probs, const int *targets, int N, int V,
+                                const step_scalars *s)
 {
-    ROUTE(step_guard_update, (g, loss_sum, clip, step));
-    cpu_step_guard_update(g, loss_sum, clip, step);
+    ROUTE(crossentropy_backward_step, (dlogits, probs, targets, N, V, s));
+    cpu_crossentropy_backward_step(dlogits, probs, targets, N, V, s);
 }
 
-void adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real lr, real beta1, real beta2,
-                          real eps, real weight_decay, int t, const step_guard *guard)
+void step_guard_update(step_guard *g, const real *loss_sum, double clip, const step_scalars *s)
 {
-    ROUTE(adamw_update_guarded, (p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, guard));
-    cpu_adamw_update_guarded(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, guard);
+    ROUTE(step_guard_update, (g, loss_sum, clip, s));
+    cpu_step_guard_update(g, loss_sum, clip, s);
+}
+
+void adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real beta1, real beta2, real eps,
+                          real weight_decay, const step_scalars *s, const step_guard *guard)
+{
+    ROUTE(adamw_update_guarded, (p, g, m, v, n, beta1, beta2, eps, weight_decay, s, guard));
+    cpu_adamw_update_guarded(p, g, m, v, n, beta1, beta2, eps, weight_decay, s, guard);
 }
 
 void rope_forward(real *out, const real *inp, int B, int T, int H, int D, real theta)
@@ -530,6 +583,12 @@ void rope_backward(real *dinp, const real *dout, int B, int T, int H, int D, rea
 {
     ROUTE(rope_backward, (dinp, dout, B, T, H, D, theta));
     cpu_rope_backward(dinp, dout, B, T, H, D, theta);
+}
+
+size_t attention_cache_len(int B, int T, int H, int D)
+{
+    ROUTE_VALUE(attention_cache_len, (B, T, H, D));
+    return cpu_attention_cache_len(B, T, H, D);
 }
 
 void attention_forward(real *out, real *att, const real *q, const real *k, const real *v, int B, int

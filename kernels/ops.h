@@ -43,16 +43,34 @@ void ops_upload(void *dst, const void *src, size_t bytes);
 void ops_download(void *dst, const void *src, size_t bytes);
 /* Waits until every op queued on the backend has finished (for timing). */
 void ops_sync(void);
-/* Precision of the gemms (train.precision): OPS_FP32, or OPS_TF32 (the
- * CUDA backend lets cuBLAS round operands to TF32 on tensor cores). The
- * CPU always computes fp32; there the setting is kept but changes nothing.
- * Process-wide, like the backend; OPS_FP32 at start. */
-typedef enum { OPS_FP32, OPS_TF32 } ops_precision;
+/* Precision of the gemms (train.precision): OPS_FP32, OPS_TF32 (the
+ * CUDA backend lets cuBLAS round operands to TF32 on tensor cores), or
+ * OPS_BF16 (CUDA only: matmul_forward / matmul_backward round both
+ * operands to bf16 and accumulate in fp32 into fp32 results; weights,
+ * gradients, moments, activations and every other op stay fp32). The
+ * CPU always computes fp32; there the setting is kept but changes nothing
+ * (the harness refuses bf16 runs on the CPU). Process-wide, like the
+ * backend; OPS_FP32 at start. */
+typedef enum { OPS_FP32, OPS_TF32, OPS_BF16 } ops_precision;
 void ops_set_precision(ops_precision p);
 ops_precision ops_get_precision(void);
 /* Free and total memory of the current backend's device in bytes (0 and
  * -1 on the CPU, whose limit is the runner's: harness/train.c). */
 int ops_memory_info(size_t *free_bytes, size_t *total_bytes);
+/* Captured work (CUDA graphs): between ops_capture_begin and
+ * ops_capture_end the ops are recorded, not run, and ops_graph_launch
+ * replays the record, each time, with the arguments of the capture:
+ * pointers and by-value scalars as they were then, memory as it is at the
+ * replay. So what changes from one replay to the next must be read from
+ * backend memory (step_scalars below), and nothing recorded may wait for
+ * the backend or allocate. Only the CUDA backend captures: elsewhere
+ * ops_capture_begin returns -1 with the reason in err, as does
+ * ops_capture_end when the capture failed (nothing is left recorded). */
+typedef struct ops_graph ops_graph;
+int ops_capture_begin(char *err, size_t errlen);
+ops_graph *ops_capture_end(char *err, size_t errlen);
+void ops_graph_launch(ops_graph *g);
+void ops_graph_free(ops_graph *g); /* g may be NULL */
 
 /* ---- dense ------------------------------------------------------------ */
 /* out (N,OC) = inp (N,C) @ weight(OC,C)^T + bias(OC); bias may be NULL. */
@@ -65,9 +83,11 @@ void matmul_backward(real *dinp, real *dweight, real *dbias, const real *dout,
 /* out (B,T,C) = wte[tokens] (+ wpe[t] when wpe != NULL); tokens (B,T), wte (V,C), wpe (maxT,C) */
 void embedding_forward(real *out, const int *tokens, const real *wte,
                        const real *wpe, int B, int T, int C);
-/* dwpe may be NULL (no learned positions). */
+/* dwte (V,C), dwpe may be NULL (no learned positions); every token < V.
+ * Each row of dwte sums its positions in a fixed order (no atomics on the
+ * GPU), so the result is the same from run to run. */
 void embedding_backward(real *dwte, real *dwpe, const real *dout,
-                        const int *tokens, int B, int T, int C);
+                        const int *tokens, int B, int T, int C, int V);
 
 /* RMSNorm over the last dim: out = inp * rstd * weight, rstd (N) cached.
  * inp/out (N,C), weight (C). eps = 1e-6. */
@@ -157,6 +177,21 @@ typedef struct {
     int first_bad_step;  /* the first such step since step_guard was zeroed; 0: none */
     int first_bad_what;  /* STEP_BAD_LOSS or STEP_BAD_GRAD, of first_bad_step */
 } step_guard;
+/* The scalars of a training step that change from step to step, in backend
+ * memory: the host writes them (ops_upload) before the step's ops run, and
+ * the ops below read them when they run, not when they are queued, so a
+ * step captured once replays with each step's values. */
+typedef struct {
+    real lr;             /* this step's learning rate */
+    real bias1, bias2;   /* AdamW's bias corrections 1 - beta1^t and 1 - beta2^t,
+                            computed in double and rounded once, as adamw_update does */
+    real dloss;          /* gradient of the mean loss per scored position: 1 / count */
+    int step;            /* t, 1-based */
+} step_scalars;
+/* Fills s (host memory) for step (1-based) with count scored positions
+ * (dloss 0 when none); the bias corrections of beta1 and beta2 rounded to
+ * real, as adamw_update_guarded gets them. */
+void step_scalars_set(step_scalars *s, double lr, double beta1, double beta2, int step, int count);
 /* crossentropy_forward without the count (the caller counts targets >= 0
  * on the host), so it never waits for the backend. */
 void crossentropy_rows_forward(real *losses, real *probs, const real *logits,
@@ -165,16 +200,20 @@ void crossentropy_rows_forward(real *losses, real *probs, const real *logits,
 void argmax_rows(int *pred, const real *probs, int N, int V);
 /* *out = sum_squares(x, n), out in backend memory. */
 void sum_squares_into(double *out, const real *x, size_t n);
+/* crossentropy_backward with dloss = s->dloss. */
+void crossentropy_backward_step(real *dlogits, const real *probs, const int *targets,
+                                int N, int V, const step_scalars *s);
 /* After sum_squares_into(&g->grad_sumsq, ...): copies *loss_sum (backend
  * memory; NULL when nothing was scored: 0) into g->loss_sum, sets
  * grad_norm, and skip when the loss sum or the norm is not finite,
- * recording the first such step; clip_scale = clip / norm when clip > 0
- * and norm > clip (rounded to real once), else 1. */
-void step_guard_update(step_guard *g, const real *loss_sum, double clip, int step);
-/* adamw_update after scaling g (n) in place by guard->clip_scale; nothing
- * at all when guard->skip. */
-void adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real lr,
-                          real beta1, real beta2, real eps, real weight_decay, int t,
+ * recording the first such step (s->step); clip_scale = clip / norm when
+ * clip > 0 and norm > clip (rounded to real once), else 1. */
+void step_guard_update(step_guard *g, const real *loss_sum, double clip, const step_scalars *s);
+/* adamw_update with lr = s->lr and its bias corrections s->bias1,
+ * s->bias2, after scaling g (n) in place by guard->clip_scale; nothing at
+ * all when guard->skip. */
+void adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real beta1,
+                          real beta2, real eps, real weight_decay, const step_scalars *s,
                           const step_guard *guard);
 
 /* ---- positions and attention ----------------------------------------- */
@@ -187,7 +226,11 @@ void rope_backward(real *dinp, const real *dout, int B, int T, int H, int D,
                    real theta);
 
 /* Causal softmax attention, scale D^-1/2.
- * q,k,v,out (B,T,H,D); att (B,H,T,T) caches the probabilities (upper triangle 0). */
+ * q,k,v,out (B,T,H,D); att caches what the backward needs, in a layout of
+ * the backend's own: attention_cache_len(B,T,H,D) reals (the CPU keeps the
+ * probabilities (B,H,T,T), upper triangle 0; CUDA the row log-sum-exp
+ * (B,H,T) and a copy of out). */
+size_t attention_cache_len(int B, int T, int H, int D);
 void attention_forward(real *out, real *att, const real *q, const real *k,
                        const real *v, int B, int T, int H, int D);
 /* scratch: attention_scratch_len(B,T,H) reals. */

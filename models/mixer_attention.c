@@ -16,7 +16,7 @@ static int attention_params(param_decl out[MIXER_MAX_PARAMS], const model_spec *
 
 typedef struct {
     real *q, *k, *v;  // (B,T,H,D), q and k rotated in place under RoPE
-    real *att;        // (B,H,T,T)
+    real *att;        // attention_cache_len(B,T,H,D): the backend's own layout
     real *o;          // (B,T,H,D)
 } attention_cache;
 
@@ -39,7 +39,7 @@ static size_t attention_cache_layout(attention_cache *c, real *base, const mixer
     c->q = carve(&cur, n);
     c->k = carve(&cur, n);
     c->v = carve(&cur, n);
-    c->att = carve(&cur, (size_t)m->B * m->spec->heads * m->T * m->T);
+    c->att = carve(&cur, attention_cache_len(m->B, m->T, m->spec->heads, m->d / m->spec->heads));
     c->o = carve(&cur, n);
     return cur.used;
 }
@@ -57,13 +57,13 @@ static size_t attention_work_layout(attention_work *w, real *base, const mixer_d
     return cur.used;
 }
 
-static size_t attention_cache_len(const mixer_dims *m)
+static size_t attention_mixer_cache_len(const mixer_dims *m)
 {
     attention_cache c;
     return attention_cache_layout(&c, NULL, m);
 }
 
-static size_t attention_work_len(const mixer_dims *m)
+static size_t attention_mixer_work_len(const mixer_dims *m)
 {
     attention_work w;
     return attention_work_layout(&w, NULL, m);
@@ -123,8 +123,8 @@ static void attention_mixer_backward(real *dinp, real *const *dw, real *work,
 
 const mixer_impl mixer_attention = {
     .params = attention_params,
-    .cache_len = attention_cache_len,
-    .work_len = attention_work_len,
+    .cache_len = attention_mixer_cache_len,
+    .work_len = attention_mixer_work_len,
     .forward = attention_mixer_forward,
     .backward = attention_mixer_backward,
 };

@@ -12,6 +12,16 @@
 #include "mixer.h"
 #include "rng.h"
 
+/* Training-step graphs a model keeps: the first this many distinct (B,T)
+ * of a run's training batches are captured; further shapes run
+ * uncaptured. */
+#define MODEL_GRAPHS 32
+typedef struct {
+    int B, T, precision;            // the shape and what the capture fixed
+    double beta1, beta2, eps, weight_decay, clip;
+    ops_graph *graph;
+} step_graph;
+
 /* One residual block's tensors. Parameter pointers index the params arena,
  * gradient pointers the grads arena; activations live in the acts arena at
  * the model's (max_batch, max_len) and are used as prefixes for smaller
@@ -51,6 +61,17 @@ struct model {
     int *host_pred;                 // its host copy on the GPU (NULL on the CPU)
     step_guard *guard;              // (1) the optimiser step's scalars (model_step_read)
     int step_count;                 // scored positions of the last step's forward
+    step_scalars *scalars;          // (1) the step's lr, bias corrections, dloss, step (ops.h)
+    step_scalars host_scalars;      // what the host wrote there last
+
+    /* Training steps captured as graphs (model_train_step), one per shape
+     * and set of constant arguments (graph NULL: seen once, the warm-up,
+     * not captured yet); graphs_off: not on this backend, not
+     * wanted (STATEBENCH_CUDA_GRAPH=0), or a capture failed (graph_failure
+     * says why; model_graph_failure hands it out once: graph_failure_told). */
+    step_graph graphs[MODEL_GRAPHS];
+    int n_graphs, graphs_off, graph_failure_told;
+    char graph_failure[256];
 
     /* A model on the GPU hands out host copies (model_params, model_grads,
      * model_adam_m, model_adam_v): host_state holds params | grads | m | v,
@@ -356,6 +377,7 @@ static size_t total_bytes(const model_config *c, const model_sizes *z)
 {
     const size_t tokens = (size_t)c->max_batch * c->max_len;
     return sizeof(real) * (4 * z->n_params + z->acts + z->work) + 3 * tokens * sizeof(int) + sizeof(step_guard) +
+           sizeof(step_scalars) +
            (size_t)z->n_tensors * sizeof(model_tensor) + (size_t)c->spec.layers * sizeof(block) +
            sizeof(model);
 }
@@ -485,6 +507,9 @@ model *model_create(const model_config *cfg, uint64_t seed, char *err, size_t er
     m->host_targets = calloc(tokens, sizeof *m->host_targets);
     m->pred = ops_alloc(tokens * sizeof *m->pred);
     m->guard = ops_alloc(sizeof *m->guard);
+    m->scalars = ops_alloc(sizeof *m->scalars);
+    const char *graphs = getenv("STATEBENCH_CUDA_GRAPH");
+    m->graphs_off = m->backend != OPS_CUDA || (graphs && !strcmp(graphs, "0"));
     if (m->backend == OPS_CUDA) {
         m->host_state = alloc_host_reals(4 * z.n_params);
         m->host_out = alloc_host_reals(2 * tokens * (size_t)cfg->vocab_out);
@@ -492,7 +517,7 @@ model *model_create(const model_config *cfg, uint64_t seed, char *err, size_t er
     }
     if (!m->tensors || !init || !m->blocks || !m->params || !m->grads || !m->adam_m ||
         !m->acts || !m->work || !m->tokens || !m->targets || !m->host_targets || !m->pred || !m->guard ||
-        (m->backend == OPS_CUDA && (!m->host_state || !m->host_out || !m->host_pred)))
+        !m->scalars || (m->backend == OPS_CUDA && (!m->host_state || !m->host_out || !m->host_pred)))
         goto oom;
     m->adam_v = m->adam_m + z.n_params;
 
@@ -535,6 +560,8 @@ void model_free(model *m)
     ops_free(m->pred);
     free(m->host_pred);
     ops_free(m->guard);
+    ops_free(m->scalars);
+    for (int i = 0; i < m->n_graphs; i++) ops_graph_free(m->graphs[i].graph);
     free(m->host_state);
     free(m->host_out);
     free(m);
@@ -611,11 +638,11 @@ static void mlp_backward(model *m, block *b, int N)
     rmsnorm_backward(m->dres, b->dnorm2, m->dnorm, b->res_mid, b->norm2, b->rstd2, N, d);
 }
 
-int model_forward_queued(model *m, const int *x, const int *y, int B, int T)
+/* Uploads the batch into the model's fixed token and target buffers and
+ * counts its scored positions into m->count. */
+static void stage_batch(model *m, const int *x, const int *y, int B, int T)
 {
-    const int N = B * T, d = m->d, V = m->cfg.vocab_out;
-    const mixer_dims dims = {&m->cfg.spec, d, B, T};
-    device_state(m);
+    const int N = B * T;
     m->B = B;
     m->T = T;
     ops_upload(m->tokens, x, (size_t)N * sizeof *x);
@@ -627,7 +654,14 @@ int model_forward_queued(model *m, const int *x, const int *y, int B, int T)
     // counted here, as crossentropy_forward counts, so the device never reports it
     m->count = 0;
     for (int i = 0; i < N; i++) m->count += y[i] >= 0;
+}
 
+/* The forward's ops on the staged batch; nothing here waits for the
+ * backend or uploads (a training step's ops may be captured). */
+static void forward_ops(model *m)
+{
+    const int B = m->B, T = m->T, N = B * T, d = m->d, V = m->cfg.vocab_out;
+    const mixer_dims dims = {&m->cfg.spec, d, B, T};
     embedding_forward(m->embed_out, m->tokens, m->embed, m->pos, B, T, d);
     const real *res = m->embed_out;
     for (int l = 0; l < m->layers; l++) {
@@ -643,6 +677,15 @@ int model_forward_queued(model *m, const int *x, const int *y, int B, int T)
     crossentropy_rows_forward(m->losses, m->probs, m->logits, m->targets, N, V);
     // sum of the losses = losses (1,N) . ones (N)
     if (m->count) matmul_forward(m->loss_sum, m->losses, m->ones, NULL, 1, N, 1);
+}
+
+int model_forward_queued(model *m, const int *x, const int *y, int B, int T)
+{
+    device_state(m);
+    stage_batch(m, x, y, B, T);
+    m->host_scalars.dloss = m->count ? (real)(1.0 / m->count) : 0; // as step_scalars_set
+    ops_upload(&m->scalars->dloss, &m->host_scalars.dloss, sizeof m->host_scalars.dloss);
+    forward_ops(m);
     return m->count;
 }
 
@@ -660,6 +703,20 @@ step_guard *model_arena_guard(model *m)
 {
     device_state(m);
     return m->guard;
+}
+
+const step_scalars *model_arena_scalars(model *m, double lr, double beta1, double beta2, int step)
+{
+    device_state(m);
+    step_scalars_set(&m->host_scalars, lr, beta1, beta2, step, m->count);
+    ops_upload(m->scalars, &m->host_scalars, sizeof *m->scalars);
+    return m->scalars;
+}
+
+const step_scalars *model_step_scalars(model *m)
+{
+    device_state(m);
+    return m->scalars;
 }
 
 const real *model_take_step_loss(model *m)
@@ -699,7 +756,7 @@ void model_backward(model *m)
     if (m->count == 0) return;
 
     zero_reals(m->dlogits, (size_t)N * V);
-    crossentropy_backward(m->dlogits, m->probs, m->targets, N, V, (real)(1.0 / m->count));
+    crossentropy_backward_step(m->dlogits, m->probs, m->targets, N, V, m->scalars);
     zero_reals(m->dnorm, (size_t)N * d);
     matmul_backward(m->dnorm, m->d_head, NULL, m->dlogits, m->norm_f_out, m->head, N, d, V);
     zero_reals(m->dres, (size_t)N * d);
@@ -714,5 +771,84 @@ void model_backward(model *m)
                            b->norm1_out, b->w, &dims);
         rmsnorm_backward(m->dres, b->dnorm1, m->dnorm, res_in, b->norm1, b->rstd1, N, d);
     }
-    embedding_backward(m->d_embed, m->d_pos, m->dres, m->tokens, B, T, d);
+    embedding_backward(m->d_embed, m->d_pos, m->dres, m->tokens, B, T, d, m->cfg.vocab_in);
+}
+
+/* ---- the training step, captured ----------------------------------------- */
+
+/* The graph of this step's shape and constants (NULL: run the ops
+ * uncaptured). A shape's first step runs uncaptured, as a warm-up: what
+ * the backend initialises on first use (cuBLAS's kernels, function
+ * attributes) is done before a capture; its second step is captured,
+ * then replayed, and so are the later ones. The capture records forward,
+ * backward and AdamW as queued on the staged batch with m->scalars
+ * uploaded: replays read the batch buffers and the scalars as they are
+ * then, everything else (shapes, betas, eps, weight decay, clip, the gemm
+ * precision) is fixed in the graph, hence in its key. */
+static ops_graph *graph_for_step(model *m, double beta1, double beta2, double eps, double weight_decay, double clip)
+{
+    const int precision = (int)ops_get_precision();
+    step_graph *g = NULL;
+    for (int i = 0; i < m->n_graphs && !g; i++) {
+        step_graph *e = &m->graphs[i];
+        if (e->B == m->B && e->T == m->T && e->precision == precision && e->beta1 == beta1 && e->beta2 == beta2 &&
+            e->eps == eps && e->weight_decay == weight_decay && e->clip == clip)
+            g = e;
+    }
+    if (g && g->graph) return g->graph;
+    if (m->graphs_off) return NULL;
+    if (!g) { // the shape's first step: the warm-up
+        if (m->n_graphs < MODEL_GRAPHS)
+            m->graphs[m->n_graphs++] =
+                (step_graph){m->B, m->T, precision, beta1, beta2, eps, weight_decay, clip, NULL};
+        return NULL;
+    }
+    char err[200];
+    ops_graph *graph = NULL;
+    if (ops_capture_begin(err, sizeof err) == 0) {
+        forward_ops(m);
+        model_backward(m);
+        model_adamw_ops(m, beta1, beta2, eps, weight_decay, clip);
+        graph = ops_capture_end(err, sizeof err);
+    }
+    if (!graph) {
+        m->graphs_off = 1;
+        snprintf(m->graph_failure, sizeof m->graph_failure, "%s", err);
+        return NULL;
+    }
+    g->graph = graph;
+    return graph;
+}
+
+int model_train_step(model *m, const int *x, const int *y, int B, int T, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, double clip, int step)
+{
+    device_state(m);
+    stage_batch(m, x, y, B, T);
+    model_arena_scalars(m, lr, beta1, beta2, step);
+    // a batch with nothing scored has no backward: not worth a graph
+    ops_graph *graph = m->count ? graph_for_step(m, beta1, beta2, eps, weight_decay, clip) : NULL;
+    if (graph) {
+        m->step_count = m->count; // what model_adamw_ops' model_take_step_loss set at the capture
+        ops_graph_launch(graph);
+    } else {
+        forward_ops(m);
+        model_backward(m);
+        model_adamw_ops(m, beta1, beta2, eps, weight_decay, clip);
+    }
+    return m->count;
+}
+
+const char *model_graph_failure(model *m)
+{
+    if (!m->graph_failure[0] || m->graph_failure_told) return NULL;
+    m->graph_failure_told = 1;
+    return m->graph_failure;
+}
+
+int model_graphs_captured(const model *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->n_graphs; i++) n += m->graphs[i].graph != NULL;
+    return n;
 }

@@ -94,6 +94,22 @@ typedef struct {
 /* Waits for the backend and reads the last queued step's scalars. */
 void model_step_read(model *m, model_step_stats *out);
 
+/* model_forward_queued, model_backward and model_adamw_step_queued in one
+ * call, with the same results bit for bit; returns the scored count. On
+ * the CUDA backend the step's ops are captured as a graph on the second
+ * step of each batch shape (the first is a warm-up; up to 32 shapes) and
+ * replayed by one launch on the later ones: the batch goes to fixed buffers and the step's scalars
+ * (lr, AdamW's bias corrections, 1/count, the step) to the model's
+ * step_scalars first. Uncaptured on the CPU, with STATEBENCH_CUDA_GRAPH=0,
+ * for a batch that scores nothing, and after a capture failed. */
+int model_train_step(model *m, const int *x, const int *y, int B, int T, double lr, double beta1,
+                     double beta2, double eps, double weight_decay, double clip, int step);
+/* Why capturing a step failed (graphs are then off for the model): a
+ * message, returned once, NULL otherwise. */
+const char *model_graph_failure(model *m);
+/* The graphs the model holds (the distinct step shapes captured). */
+int model_graphs_captured(const model *m);
+
 /* Learning rate at 1-based step: linear warmup, then cosine to lr*min_ratio. */
 double lr_schedule(double lr, int warmup, int steps, double min_ratio, int step);
 

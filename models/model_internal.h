@@ -21,6 +21,15 @@ real *model_arena_adam_v(model *m);
 
 /* The optimiser step's scalars in backend memory (ops.h's step_guard). */
 step_guard *model_arena_guard(model *m);
+/* Writes the step's scalars (step_scalars_set, with the last forward's
+ * count) into the model's step_scalars in backend memory (an upload: not
+ * inside a capture) and returns it; model_step_scalars returns it as is. */
+const step_scalars *model_arena_scalars(model *m, double lr, double beta1, double beta2, int step);
+const step_scalars *model_step_scalars(model *m);
+/* The optimiser's ops (norm, guard, clip, AdamW) on the step's scalars as
+ * they are in backend memory when the ops run: model_adamw_step_queued
+ * without the upload, so a captured step replays with each step's. */
+void model_adamw_ops(model *m, double beta1, double beta2, double eps, double weight_decay, double clip);
 /* The last forward's loss sum in backend memory, for the step being
  * queued (NULL when it scored nothing); model_step_read divides the
  * guard's copy by that forward's count. */

@@ -12,12 +12,19 @@
 void model_adamw_step_queued(model *m, double lr, double beta1, double beta2, double eps,
                              double weight_decay, double clip, int step)
 {
+    model_arena_scalars(m, lr, beta1, beta2, step);
+    model_adamw_ops(m, beta1, beta2, eps, weight_decay, clip);
+}
+
+void model_adamw_ops(model *m, double beta1, double beta2, double eps, double weight_decay, double clip)
+{
+    const step_scalars *scalars = model_step_scalars(m);
     real *p = model_arena_params(m), *g = model_arena_grads(m);
     real *mom = model_arena_adam_m(m), *var = model_arena_adam_v(m);
     step_guard *guard = model_arena_guard(m);
     const size_t n = model_num_params(m);
     sum_squares_into(&guard->grad_sumsq, g, n);
-    step_guard_update(guard, model_take_step_loss(m), clip, step);
+    step_guard_update(guard, model_take_step_loss(m), clip, scalars);
     // tensors are contiguous in the arena: one update per run of equal decay
     const int count = model_num_tensors(m);
     for (int i = 0; i < count;) {
@@ -26,8 +33,8 @@ void model_adamw_step_queued(model *m, double lr, double beta1, double beta2, do
         for (; i < count && model_tensor_at(m, i)->decay == first->decay; i++)
             len += model_tensor_at(m, i)->size;
         const size_t o = first->offset;
-        adamw_update_guarded(p + o, g + o, mom + o, var + o, len, (real)lr, (real)beta1, (real)beta2,
-                             (real)eps, first->decay ? (real)weight_decay : 0, step, guard);
+        adamw_update_guarded(p + o, g + o, mom + o, var + o, len, (real)beta1, (real)beta2, (real)eps,
+                             first->decay ? (real)weight_decay : 0, scalars, guard);
     }
 }
 

@@ -38,6 +38,26 @@ static inline double tol_sum(double len)
 #define XT_TOL_TF32 1e-4
 double xt_tol_gemm(double tol);
 
+/* With train.precision bf16 (ops_set_precision(OPS_BF16) on the CUDA
+ * backend) matmul_forward / matmul_backward round both operands to bf16:
+ * 8 bits of precision, unit roundoff u = 2^-8 ~ 3.9e-3. A product of two
+ * rounded operands is a b (1 + d1)(1 + d2) = a b (1 + e) with |e| <=
+ * 2u + u^2; fp32 accumulation adds only ~K eps. Output y = sum_l a_l b_l
+ * (1 + e_l) errs by sum_l a_l b_l e_l; the e_l are independent with mean
+ * zero, so its expected square is sum (a_l b_l)^2 E[e^2] <= sum (a_l
+ * b_l)^2 (2u)^2, and for operands of mean zero (the tests' and, near
+ * enough, a model's) E[y^2] = sum (a_l b_l)^2: the normalised MSE is at
+ * most (2u)^2 = 6.1e-5, whatever K (it does not grow with K, unlike the
+ * fp32 budget, because each product's error is relative to itself). Over
+ * uniformly spread mantissas E[e^2] is about u^2 / 3 = 5e-6 (measured:
+ * 4.4e-6 and 5.1e-6 at K = 1031, tests/cuda_bf16.c); the bound gets a
+ * factor 2 for the scatter of a normalised MSE taken over few outputs:
+ * XT_TOL_BF16 = 2 (2u)^2 = 1.2e-4. At K = 1031 the fp32 budget
+ * tol_sum(K) is 9.4e-9, a five-hundredth of what bf16 gives: a test can
+ * tell that bf16 ran. */
+#define XT_BF16_U (1.0 / 256)
+#define XT_TOL_BF16 (2 * (2 * XT_BF16_U) * (2 * XT_BF16_U))
+
 /* A tensor on both backends: n elements of elem bytes. */
 typedef struct {
     size_t n, elem;

@@ -12,13 +12,16 @@
  * T (K + V) (the K- and V-long sums of every step, chained over T); rope is
  * one rotation per pair, TOL_POINTWISE. With TF32 gemms (STATEBENCH_TF32=1)
  * the gemm operands keep 10-bit mantissas (eps 2^-11 = 4.9e-4), so the ops
- * built on cuBLAS (lstm, attention) get an nmse of 1e-4.
+ * built on cuBLAS (lstm) get an nmse of 1e-4; attention is a fused fp32
+ * kernel without gemms and keeps its fp32 bound.
  * Sizes: 1, primes and remainders of every tile (V 33 and 100 against
  * 32-column tiles, T 17 and 65 against 16-token checkpoints, K and V from 1
  * to 128, every register tile shape of the scan). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../kernels/cuda/ops_cuda.h"
 #include "../kernels/ops.h"
@@ -88,34 +91,128 @@ Test(cuda_kernels, rope_2x257x4x64) { kc_rope(2, 257, 4, 64, 714); }
 
 /* ---- attention ------------------------------------------------------------- */
 
+/* The attention cache (ops.h) is each backend's own: the CPU keeps P
+ * (B,H,T,T), CUDA the row log-sum-exp (B,H,T) then a copy of out, so the
+ * two are not compared; each side runs its backward from its own cache.
+ * The CUDA cache is checked against what it must hold (guards included):
+ * lse from a double-precision loop over the causal row, and the CPU's out. */
+static float *att_side(xt *cpu, xt *gpu) { return xt_side ? XF(*gpu) : XF(*cpu); }
+
+static void att_expected_cache(float *lse_out, const float *q, const float *k, const float *out,
+                               int B, int T, int H, int D)
+{
+    const size_t ld = (size_t)H * D, n = (size_t)B * T * ld;
+    const double scale = 1 / sqrt((double)D);
+    double *s = malloc((size_t)T * sizeof *s);
+    cr_assert_not_null(s);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const float *qt = q + ((size_t)b * T + t) * ld + (size_t)h * D;
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    const float *kj = k + ((size_t)b * T + j) * ld + (size_t)h * D;
+                    double dot = 0;
+                    for (int d = 0; d < D; d++) dot += (double)qt[d] * kj[d];
+                    s[j] = scale * dot;
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int j = 0; j <= t; j++) sum += exp(s[j] - mx);
+                lse_out[((size_t)b * H + h) * T + t] = (float)(mx + log(sum));
+            }
+    for (size_t i = 0; i < n; i++) lse_out[(size_t)B * H * T + i] = out[i];
+    free(s);
+}
+
 static void kc_attention(int B, int T, int H, int D, uint64_t seed)
 {
     xt_require_gpu();
     cr_log_info("attention B=%d T=%d H=%d D=%d seed=%llu", B, T, H, D, (unsigned long long)seed);
-    const size_t n = (size_t)B * T * H * D, na = (size_t)B * H * T * T;
-    const double tol = gemm_tol(tol_sum((double)T * D));
+    const size_t n = (size_t)B * T * H * D;
+    /* no gemm on the CUDA side (a fused kernel in fp32): TF32 changes nothing */
+    const double tol = tol_sum((double)T * D);
     xt q = xt_rand(n, -2, 2, seed), k = xt_rand(n, -2, 2, seed + 1), v = xt_rand(n, -1, 1, seed + 2);
-    xt out = xt_poison(n), att = xt_poison(na);
-    BOTH(attention_forward(XF(out), XF(att), XF(q), XF(k), XF(v), B, T, H, D));
+    xt out = xt_poison(n), att_cpu = xt_poison(attention_cache_len(B, T, H, D)),
+       att_gpu = xt_poison(cuda_attention_cache_len(B, T, H, D));
+    BOTH(attention_forward(XF(out), att_side(&att_cpu, &att_gpu), XF(q), XF(k), XF(v), B, T, H, D));
     xt_expect("attention out", &out, tol);
-    xt_expect("attention att", &att, tol);
+    att_expected_cache(XF(att_gpu), XF(q), XF(k), XF(out), B, T, H, D); /* host side */
+    xt_expect("attention cuda cache (lse, out)", &att_gpu, tol);
     xt dout = xt_rand(n, -1, 1, seed + 3), dq = xt_rand(n, -1, 1, seed + 4),
        dk = xt_rand(n, -1, 1, seed + 5), dv = xt_rand(n, -1, 1, seed + 6);
     xt scratch = xt_poison(max_len(attention_scratch_len(B, T, H), cuda_attention_scratch_len(B, T, H)));
-    BOTH(attention_backward(XF(dq), XF(dk), XF(dv), XF(scratch), XF(dout), XF(att), XF(q), XF(k),
-                            XF(v), B, T, H, D));
+    BOTH(attention_backward(XF(dq), XF(dk), XF(dv), XF(scratch), XF(dout), att_side(&att_cpu, &att_gpu),
+                            XF(q), XF(k), XF(v), B, T, H, D));
     xt_expect("attention dq", &dq, tol);
     xt_expect("attention dk", &dk, tol);
     xt_expect("attention dv", &dv, tol);
-    xt *all[] = {&q, &k, &v, &out, &att, &dout, &dq, &dk, &dv, &scratch};
+    xt *all[] = {&q, &k, &v, &out, &att_cpu, &att_gpu, &dout, &dq, &dk, &dv, &scratch};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) xt_free(all[i]);
 }
 
+/* Sizes against the kernels' tiles (16 rows per block, 32-wide tiles of
+ * the other side, head columns in chunks of 32 up to 128): T = 1, 2, primes
+ * and 130, 257, 300 crossing several tiles; D from 1 to 128 through every
+ * chunk count, odd and even; B H odd and even. */
 Test(cuda_kernels, attention_1x1x1x1) { kc_attention(1, 1, 1, 1, 721); }
+Test(cuda_kernels, attention_1x1x3x64) { kc_attention(1, 1, 3, 64, 726); }
 Test(cuda_kernels, attention_2x2x1x33) { kc_attention(2, 2, 1, 33, 722); }
 Test(cuda_kernels, attention_2x17x3x7) { kc_attention(2, 17, 3, 7, 723); }
+Test(cuda_kernels, attention_3x37x1x8) { kc_attention(3, 37, 1, 8, 727); }
+Test(cuda_kernels, attention_1x61x3x6) { kc_attention(1, 61, 3, 6, 728); }
+Test(cuda_kernels, attention_1x61x1x128) { kc_attention(1, 61, 1, 128, 729); }
 Test(cuda_kernels, attention_3x65x2x16) { kc_attention(3, 65, 2, 16, 724); }
+Test(cuda_kernels, attention_1x37x1x96) { kc_attention(1, 37, 1, 96, 730); }
+Test(cuda_kernels, attention_1x130x3x64) { kc_attention(1, 130, 3, 64, 731); }
 Test(cuda_kernels, attention_4x257x4x32) { kc_attention(4, 257, 4, 32, 725); }
+Test(cuda_kernels, attention_1x300x3x32) { kc_attention(1, 300, 3, 32, 732); }
+
+/* Head sizes past the kernels' 128 columns are refused, naming the op and
+ * the limit (sb_cuda_fail: exit 1), before any memory is touched. */
+Test(cuda_kernels, attention_head_size_129_refused, .exit_code = 1)
+{
+    xt_require_gpu();
+    xt_cuda_backend();
+    attention_forward(NULL, NULL, NULL, NULL, NULL, 1, 4, 1, 129);
+}
+
+/* The CUDA backward sums in a fixed order (no atomics): two runs from the
+ * same inputs give the same bits. */
+Test(cuda_kernels, attention_backward_deterministic)
+{
+    xt_require_gpu();
+    const int B = 2, T = 70, H = 3, D = 40;
+    const size_t n = (size_t)B * T * H * D;
+    xt q = xt_rand(n, -2, 2, 741), k = xt_rand(n, -2, 2, 742), v = xt_rand(n, -1, 1, 743),
+       dout = xt_rand(n, -1, 1, 744);
+    xt out = xt_poison(n), att = xt_poison(cuda_attention_cache_len(B, T, H, D)),
+       scratch = xt_poison(cuda_attention_scratch_len(B, T, H));
+    xt grads[2][3];
+    float *host[2][3];
+    xt_side = 1;
+    xt_use_side();
+    attention_forward(XF(out), XF(att), XF(q), XF(k), XF(v), B, T, H, D);
+    for (int run = 0; run < 2; run++) {
+        for (int g = 0; g < 3; g++) grads[run][g] = xt_fill(n, 0);
+        attention_backward(XF(grads[run][0]), XF(grads[run][1]), XF(grads[run][2]), XF(scratch),
+                           XF(dout), XF(att), XF(q), XF(k), XF(v), B, T, H, D);
+        for (int g = 0; g < 3; g++) {
+            host[run][g] = malloc(n * sizeof(float));
+            cr_assert_not_null(host[run][g]);
+            ops_download(host[run][g], XF(grads[run][g]), n * sizeof(float));
+        }
+    }
+    xt_side = 0;
+    xt_use_side();
+    const char *names[3] = {"dq", "dk", "dv"};
+    for (int g = 0; g < 3; g++) {
+        cr_expect(memcmp(host[0][g], host[1][g], n * sizeof(float)) == 0,
+                  "attention %s differs between two CUDA runs", names[g]);
+        for (int run = 0; run < 2; run++) free(host[run][g]), xt_free(&grads[run][g]);
+    }
+    xt *all[] = {&q, &k, &v, &dout, &out, &att, &scratch};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) xt_free(all[i]);
+}
 
 /* ---- scan_delta ------------------------------------------------------------ */
 

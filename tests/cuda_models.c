@@ -2,7 +2,8 @@
  * (2 layers, MLP, head), GPU against CPU from the same initialisation:
  * identical parameters after creation, the forward's loss and
  * probabilities, every parameter's gradient, then 50 AdamW steps on the
- * same batches with the loss curves compared step by step. */
+ * same batches with the loss curves compared step by step; and 50 steps
+ * with train.precision bf16 against the CPU's fp32 curve. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -314,4 +315,99 @@ Test(cuda_models, nonfinite_step_is_skipped_on_the_device)
     free(before);
     model_free(m);
     ops_set_backend(OPS_CPU);
+}
+
+/* train.precision bf16 (cuda_check.h, XT_TOL_BF16): the projections'
+ * gemms see operands rounded to bf16, so each gemm's result differs from
+ * the CPU's fp32 by ~sqrt(5e-6) ~ 2e-3 relative instead of ~1e-6; AdamW's
+ * normalised steps carry that into the parameters, and the curves part
+ * hundreds of times faster than in fp32. Relative to the loss of the
+ * moment the gap is noise once the loss is small (a batch where one side's
+ * loss spikes: 0.013 against 0.038 at step 33), so the bound is on the gap
+ * measured in units of the first loss: BF16_CURVE_TOL = 0.1 of it per
+ * step. On the CPU emulator at this seed the largest gap is 0.037 of the
+ * first loss (0.69 -> 0.0097 in 50 steps, both sides); a run that stalled
+ * or took wrong gradients stays near 0.69, 0.9 of it apart, and the test
+ * requires the CPU's curve to fall below a tenth of its start, so the
+ * bound can tell. Two GPU trainings through model_train_step (captured as
+ * a graph from the second step, the first an uncaptured warm-up that sizes
+ * the bf16 scratch) are identical bit for bit: rounding to bf16 is
+ * deterministic, like the rest. */
+#define BF16_CURVE_TOL 0.1
+
+/* Batch `step` of a task learnt within 50 steps (running parity is not:
+ * its loss barely moves, so it could not tell a stalled run from one that
+ * trains): the target is the previous bit (the first position unscored). */
+static void batch_lag(int *x, int *y, uint64_t seed, int step)
+{
+    uint64_t st = seed * 1000003u + (uint64_t)step;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const int bit = rand_uniform(&st) < 0.5;
+            x[b * T + t] = 1 + bit;
+            y[b * T + t] = t ? x[b * T + t - 1] - 1 : -1;
+        }
+}
+Test(cuda_models, bf16_steps_follow_the_cpu_curve_and_repeat_bit_for_bit, .timeout = 900)
+{
+    const uint64_t seed = 77;
+    fprintf(stderr, "cuda_models.bf16_steps_follow_the_cpu_curve_and_repeat_bit_for_bit: seed %llu\n",
+            (unsigned long long)seed);
+    const variant *v = &variants[1]; /* deltanet positive */
+    const int steps = STEPS;
+    double curve[3][STEPS];
+    int x[B * T], y[B * T];
+    model *ms[3];
+    for (int run = 0; run < 3; run++) {
+        const ops_backend_kind backend = run ? OPS_CUDA : OPS_CPU;
+        ms[run] = create_on(backend, v, seed);
+        if (run) {
+            ops_set_precision(OPS_BF16);
+            cr_assert_eq(ops_get_precision(), OPS_BF16);
+        }
+        for (int step = 1; step <= steps; step++) {
+            batch_lag(x, y, seed, step);
+            const double lr = lr_schedule(3e-3, 5, steps, 0.1, step);
+            if (run) {
+                model_train_step(ms[run], x, y, B, T, lr, 0.9, 0.999, 1e-8, 0.01, 1.0, step);
+                model_step_stats st;
+                model_step_read(ms[run], &st);
+                curve[run][step - 1] = st.loss;
+            } else {
+                int count = 0;
+                curve[run][step - 1] = model_forward(ms[run], x, y, B, T, &count);
+                model_backward(ms[run]);
+                model_adamw_step(ms[run], lr, 0.9, 0.999, 1e-8, 0.01, 1.0, step);
+            }
+        }
+        if (run) {
+            ops_set_precision(OPS_FP32);
+            cr_expect_eq(model_graphs_captured(ms[run]), 1, "the bf16 steps ran as a captured graph");
+        }
+    }
+    cr_expect(curve[0][steps - 1] < 0.1 * curve[0][0], "the task is learnt: CPU loss %.5g -> %.5g", curve[0][0],
+              curve[0][steps - 1]);
+    double worst = 0;
+    for (int s = 0; s < steps; s++) {
+        const double rel = fabs(curve[1][s] - curve[0][s]) / curve[0][0];
+        worst = rel > worst ? rel : worst;
+        cr_expect(isfinite(curve[1][s]), "bf16: GPU loss at step %d is %f", s + 1, curve[1][s]);
+        cr_expect(rel <= BF16_CURVE_TOL, "bf16: loss at step %d: GPU %.7g CPU %.7g (%.3g of the first loss apart)",
+                  s + 1, curve[1][s], curve[0][s], rel);
+        cr_expect(memcmp(&curve[1][s], &curve[2][s], sizeof(double)) == 0,
+                  "bf16: two GPU runs differ at step %d: %.17g against %.17g", s + 1, curve[1][s], curve[2][s]);
+    }
+    const size_t n = model_num_params(ms[1]);
+    xt_cuda_backend();
+    cr_expect(memcmp(model_params(ms[1]), model_params(ms[2]), n * sizeof(real)) == 0,
+              "bf16: two GPU runs end with other parameters");
+    fprintf(stderr, "  bf16 %s: loss step 1 %.5f -> step %d CPU %.5f GPU %.5f; largest gap %.3g of the first loss; "
+            "relative gaps at steps 1 10 20 30 40 50:",
+            v->name, curve[0][0], steps, curve[0][steps - 1], curve[1][steps - 1], worst);
+    for (int s = 0; s < steps; s += 10) {
+        const int at = s ? s - 1 : 0;
+        fprintf(stderr, " %.2g", fabs(curve[1][at] - curve[0][at]) / fabs(curve[0][at]));
+    }
+    fprintf(stderr, " %.2g\n", fabs(curve[1][steps - 1] - curve[0][steps - 1]) / fabs(curve[0][steps - 1]));
+    for (int run = 0; run < 3; run++) ON(run ? OPS_CUDA : OPS_CPU, model_free(ms[run]));
 }

@@ -1,7 +1,8 @@
 /* cuda_runs.c: `statebench run --device cuda` end to end, against the same
  * sweep on the CPU: the GPU step reads its metrics only on the logged
  * steps, yet the runs table, the curve rows and the evaluations come out as
- * the CPU's (losses within the cross-backend tolerance); a diverging run
+ * the CPU's (losses within the cross-backend tolerance), replaying the
+ * step's CUDA graphs and recorded as deterministic; a diverging run
  * is marked at its first bad step; a run too big for the GPU is refused
  * before it allocates.
  * No suite .init: the runner probes the device in a child process, which
@@ -76,8 +77,13 @@ Test(cuda_runs, gpu_run_records_what_the_cpu_run_records, .timeout = 600)
                          "eval: {every: 15, count: 16, batch: 8}\n";
     run_on(dir, config, "cpu", db_cpu, 0);
     run_on(dir, config, "cuda", db_gpu, 0);
+    char log[300];
+    snprintf(log, sizeof log, "%s/cuda.log", dir);
+    char *text = read_text(log);
+    cr_expect(strstr(text, "no CUDA graph") == NULL, "the steps replay CUDA graphs:\n%s", text);
+    free(text);
     cr_expect_eq(sql_int(db_gpu, "SELECT count(*) FROM runs WHERE status = 'done' AND steps_done = 32 AND "
-                                 "device != 'cpu'"),
+                                 "device != 'cpu' AND deterministic = 1"),
                  1);
     cr_expect_eq(sql_int(db_gpu, "SELECT count(*) FROM curves"), 5, "rows at 7, 14, 21, 28 and the last, 32");
     cr_expect_eq(sql_int(db_cpu, "SELECT count(*) FROM curves"), 5);

@@ -141,10 +141,10 @@ Test(dense_cpu, embedding_forward_and_gradients)
             expect_close(&p, "out", e.out, ref, no, FWD_TOL);
 
             real *dte = zeros(&p, nte), *dpe = learned ? zeros(&p, npe) : NULL;
-            embedding_backward(dte, dpe, e.up, tokens, B, T, C);
+            embedding_backward(dte, dpe, e.up, tokens, B, T, C, V);
             real *dte1 = copy_of(&p, dte, nte);
             real *dpe1 = learned ? copy_of(&p, dpe, npe) : NULL;
-            embedding_backward(dte, dpe, e.up, tokens, B, T, C);
+            embedding_backward(dte, dpe, e.up, tokens, B, T, C, V);
             expect_doubled(&p, "dwte", dte, dte1, nte);
             if (learned) expect_doubled(&p, "dwpe", dpe, dpe1, npe);
 

@@ -1,6 +1,7 @@
 /* test_bench.c: `statebench bench` prints the gemm ceiling and a row per
  * shape with PyTorch's figures beside the BASELINES shapes, records a train
- * and an infer row per shape, takes `--mixers all`, and refuses bad mixers. */
+ * and an infer row per shape, takes `--mixers all`, and refuses bad mixers;
+ * `bench --kernels` times the ops alone into rows of their own kind. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,4 +57,92 @@ Test(bench, all_mixers_and_bad_names)
     free(out);
     remove_temp_dir(dir);
     ops_set_threads(1);
+}
+
+/* --kernels on the CPU at a tiny shape: a row per op and length in the
+ * table, each op at its own dimensions (mamba's Di = H D, the LSTM's
+ * d = H D), and a fwd and a fwd+bwd row per op and length in the bench
+ * table, told apart from training rows by config.kind. */
+Test(bench, kernels_table_and_rows)
+{
+    char dir[256], db[300], log[300];
+    make_temp_dir(dir, sizeof dir, "sb_bench");
+    snprintf(db, sizeof db, "%s/k.db", dir);
+    snprintf(log, sizeof log, "%s/log", dir);
+    const char *args[] = {"bench", "--kernels", "--batch", "2", "--n", "5,17", "--heads", "2", "--head-dim", "4",
+                          "--d-state", "3", "--steps", "2", "--threads", "1", "--db", db, NULL};
+    cr_assert_eq(run_command(log, cmd_bench, args), 0);
+    char *out = read_text(log);
+    cr_expect(strstr(out, "| op | kernel | shape | device | fwd ms | fwd+bwd ms |") != NULL, "%s", out);
+    static const char *const rows[] = {
+        "| deltanet | scan_delta (beta) | B 2, T 5, H 2, D 4 | cpu | ",
+        "| gated_deltanet | scan_delta (beta, alpha) | B 2, T 17, H 2, D 4 | cpu | ",
+        "| gla | scan_delta_vec | B 2, T 5, H 2, D 4 | cpu | ",
+        "| mamba | selective_scan | B 2, T 17, Di 8, N 3 | cpu | ",
+        "| lstm | lstm (recurrence) | B 2, T 5, d 8 | cpu | ",
+        "| attention | attention (causal) | B 2, T 17, H 2, D 4 | cpu | ",
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) cr_expect(strstr(out, rows[i]) != NULL, "%s\n%s", rows[i], out);
+    free(out);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench"), 24);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.kind') = 'kernel' AND ms > 0 "
+                             "AND tokens_per_s > 0 AND mixer LIKE 'kernel:%' AND batch = 2 AND device = 'cpu'"),
+                 24);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE direction = 'fwd+bwd'"), 12);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE mixer = 'kernel:mamba' AND n = 17 AND "
+                             "json_extract(config, '$.d_state') = 3 AND json_extract(config, '$.H') = 2 AND "
+                             "json_extract(config, '$.D') = 4"),
+                 2);
+    /* training rows into the same database: kind "step", one per layers value */
+    const char *steps[] = {"bench", "--mixers", "lstm", "--d", "8", "--n", "4", "--batch", "2", "--layers", "1,2",
+                           "--steps", "1", "--threads", "1", "--peak", "1", "--db", db, NULL};
+    cr_assert_eq(run_command(log, cmd_bench, steps), 0);
+    out = read_text(log);
+    cr_expect(strstr(out, "| lstm | 8 | 4 |") != NULL && strstr(out, " | 1 |\n") && strstr(out, " | 2 |\n"), "%s", out);
+    free(out);
+    /* graphs: how many CUDA graphs the step captured (none on the CPU) */
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.kind') = 'step' AND "
+                             "direction IN ('train', 'infer') AND mixer = 'lstm' AND "
+                             "json_extract(config, '$.graphs') = 0"),
+                 4);
+    cr_expect_eq(sql_int(db, "SELECT count(DISTINCT json_extract(config, '$.layers')) FROM bench WHERE "
+                             "json_extract(config, '$.kind') = 'step'"),
+                 2);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.kind') = 'kernel'"), 24);
+    remove_temp_dir(dir);
+    ops_set_threads(1);
+}
+
+/* Exit 2 with the option and what is allowed, before anything runs. */
+static void expect_usage_error(const char *log, const char *const *args, const char *message)
+{
+    cr_expect_eq(run_command(log, cmd_bench, args), 2, "%s", args[1]);
+    char *out = read_text(log);
+    cr_expect(strstr(out, message) != NULL, "expected '%s' in:\n%s", message, out);
+    free(out);
+}
+
+Test(bench, kernels_bad_options)
+{
+    char dir[256], log[300];
+    make_temp_dir(dir, sizeof dir, "sb_bench");
+    snprintf(log, sizeof log, "%s/log", dir);
+    const char *step_opt[] = {"bench", "--kernels", "--d", "64", "--db", "", NULL};
+    expect_usage_error(log, step_opt, "--d applies to training steps, not to --kernels");
+    const char *mixers[] = {"bench", "--mixers", "lstm", "--kernels", "--db", "", NULL};
+    expect_usage_error(log, mixers, "--mixers applies to training steps, not to --kernels");
+    const char *bad_op[] = {"bench", "--kernels", "--ops", "deltanet,nope", "--db", "", NULL};
+    expect_usage_error(log, bad_op, "--ops: 'nope' is not a known op; allowed: deltanet gated_deltanet gla mamba lstm "
+                                    "attention all");
+    const char *twice[] = {"bench", "--kernels", "--ops", "gla,gla", "--db", "", NULL};
+    expect_usage_error(log, twice, "--ops: 'gla' is not wanted twice");
+    const char *no_kernels[] = {"bench", "--heads", "4", "--db", "", NULL};
+    expect_usage_error(log, no_kernels, "--heads applies only with --kernels");
+    const char *dim[] = {"bench", "--kernels", "--head-dim", "0", "--db", "", NULL};
+    expect_usage_error(log, dim, "--head-dim: '0' is not an integer in the allowed range 1..1024");
+    const char *wide[] = {"bench", "--kernels", "--heads", "1024", "--head-dim", "1024", "--db", "", NULL};
+    expect_usage_error(log, wide, "--heads 1024 x --head-dim 1024 is too large");
+    const char *layers[] = {"bench", "--layers", "0", "--db", "", NULL};
+    expect_usage_error(log, layers, "--layers");
+    remove_temp_dir(dir);
 }

@@ -2,8 +2,9 @@
  * queued forward and AdamW step give bit for bit what the host-side step
  * gave (the loss, the gradient norm, clipping, the update), the step guard
  * skips non-finite steps and remembers the first, argmax_rows breaks ties
- * as the scorer always did; and train.precision (fp32 | tf32, bf16
- * refused), which leaves the hashes of fp32 runs as they were. */
+ * as the scorer always did; and train.precision (fp32 | tf32 | bf16, bf16
+ * refused for runs on the CPU), which leaves the hashes of fp32 runs as
+ * they were. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -127,38 +128,47 @@ Test(train_step, queued_step_is_the_host_step_bit_for_bit)
     queued_against_host(MIXER_ATTENTION, 1.0, 13);
 }
 
+/* The step's scalars for step (lr 0.01, betas 0.9 and 0.999, one scored
+ * position): what the model uploads before the step's ops. */
+static const step_scalars *at_step(int step)
+{
+    static step_scalars s;
+    step_scalars_set(&s, 0.01, 0.9, 0.999, step, 1);
+    return &s;
+}
+
 Test(train_step, guard_skips_nonfinite_steps_and_remembers_the_first)
 {
     step_guard g = {0};
     const real finite = 7, nan_loss = NAN;
     g.grad_sumsq = 4;
-    step_guard_update(&g, &finite, 1.0, 1);
+    step_guard_update(&g, &finite, 1.0, at_step(1));
     cr_expect_eq(g.grad_norm, 2);
     cr_expect_eq(g.clip_scale, (real)0.5);
     cr_expect_eq(g.loss_sum, 7);
     cr_expect_eq(g.skip, 0);
-    step_guard_update(&g, NULL, 3.0, 2); /* norm under the clip; nothing scored */
+    step_guard_update(&g, NULL, 3.0, at_step(2)); /* norm under the clip; nothing scored */
     cr_expect_eq(g.clip_scale, 1);
     cr_expect_eq(g.loss_sum, 0);
-    step_guard_update(&g, &finite, 0, 2); /* clip off */
+    step_guard_update(&g, &finite, 0, at_step(2)); /* clip off */
     cr_expect_eq(g.clip_scale, 1);
-    step_guard_update(&g, &nan_loss, 1.0, 3);
+    step_guard_update(&g, &nan_loss, 1.0, at_step(3));
     cr_expect_eq(g.skip, 1);
     cr_expect_eq(g.first_bad_step, 3);
     cr_expect_eq(g.first_bad_what, STEP_BAD_LOSS);
     cr_expect(isnan(g.first_bad_value));
     g.grad_sumsq = INFINITY;
-    step_guard_update(&g, &finite, 1.0, 5);
+    step_guard_update(&g, &finite, 1.0, at_step(5));
     cr_expect_eq(g.skip, 1);
     cr_expect_eq(g.first_bad_step, 3, "the first bad step stays");
     cr_expect_eq(g.first_bad_what, STEP_BAD_LOSS);
     g.grad_sumsq = 1;
-    step_guard_update(&g, &finite, 1.0, 6);
+    step_guard_update(&g, &finite, 1.0, at_step(6));
     cr_expect_eq(g.skip, 0, "a finite step is not skipped");
 
     step_guard fresh = {0};
     fresh.grad_sumsq = NAN;
-    step_guard_update(&fresh, &finite, 1.0, 9);
+    step_guard_update(&fresh, &finite, 1.0, at_step(9));
     cr_expect_eq(fresh.first_bad_what, STEP_BAD_GRAD);
     cr_expect_eq(fresh.first_bad_step, 9);
 }
@@ -176,8 +186,7 @@ Test(train_step, guarded_adamw_scales_first_and_skips_whole)
     memcpy(m[1], m[0], sizeof m[0]);
     memcpy(v[1], v[0], sizeof v[0]);
     step_guard guard = {.clip_scale = (real)0.3};
-    adamw_update_guarded(p[0], g[0], m[0], v[0], N, (real)0.01, (real)0.9, (real)0.999, (real)1e-8, (real)0.1, 4,
-                         &guard);
+    adamw_update_guarded(p[0], g[0], m[0], v[0], N, (real)0.9, (real)0.999, (real)1e-8, (real)0.1, at_step(4), &guard);
     scale_inplace(g[1], N, (real)0.3);
     adamw_update(p[1], g[1], m[1], v[1], N, (real)0.01, (real)0.9, (real)0.999, (real)1e-8, (real)0.1, 4);
     cr_expect(memcmp(p[0], p[1], sizeof p[0]) == 0 && memcmp(g[0], g[1], sizeof g[0]) == 0 &&
@@ -187,8 +196,7 @@ Test(train_step, guarded_adamw_scales_first_and_skips_whole)
     guard.skip = 1;
     memcpy(p[1], p[0], sizeof p[0]);
     memcpy(g[1], g[0], sizeof g[0]);
-    adamw_update_guarded(p[0], g[0], m[0], v[0], N, (real)0.01, (real)0.9, (real)0.999, (real)1e-8, (real)0.1, 5,
-                         &guard);
+    adamw_update_guarded(p[0], g[0], m[0], v[0], N, (real)0.9, (real)0.999, (real)1e-8, (real)0.1, at_step(5), &guard);
     cr_expect(memcmp(p[0], p[1], sizeof p[0]) == 0 && memcmp(g[0], g[1], sizeof g[0]) == 0,
               "a skipped step changes nothing");
 }
@@ -263,20 +271,39 @@ static void hash_of(const char *precision, char out[33], char **json)
 
 Test(train_step, precision_is_hashed_unless_fp32)
 {
-    char plain[33], fp32[33], tf32[33], *json_plain, *json_fp32, *json_tf32;
+    char plain[33], fp32[33], tf32[33], bf16[33], *json_plain, *json_fp32, *json_tf32, *json_bf16;
     hash_of(NULL, plain, &json_plain);
     hash_of("fp32", fp32, &json_fp32);
     hash_of("tf32", tf32, &json_tf32);
+    hash_of("bf16", bf16, &json_bf16);
     cr_expect_str_eq(plain, fp32, "fp32, the default, keeps the hashes of the runs before the option");
     cr_expect_str_neq(plain, tf32, "a tf32 run is another run");
+    cr_expect_str_neq(plain, bf16, "a bf16 run is another run");
+    cr_expect_str_neq(tf32, bf16, "bf16 and tf32 runs differ");
     cr_expect_null(strstr(json_fp32, "precision"), "%s", json_fp32);
     cr_expect_not_null(strstr(json_tf32, "\"precision\":\"tf32\""), "%s", json_tf32);
+    cr_expect_not_null(strstr(json_bf16, "\"precision\":\"bf16\""), "%s", json_bf16);
     free(json_plain);
     free(json_fp32);
     free(json_tf32);
+    free(json_bf16);
 }
 
-Test(train_step, bf16_is_refused_and_tf32_runs_on_the_cpu, .timeout = 120)
+/* bf16 is a valid setting (the spec checks pass): only where the run
+ * trains decides (cmd_run: the GPU only). */
+Test(train_step, bf16_passes_the_option_checks)
+{
+    run_spec s;
+    spec_defaults(&s, 0);
+    char err[256] = "";
+    cr_assert_eq(options_set(&s, "train.precision", "bf16", err, sizeof err), 0, "%s", err);
+    const sb_option *blame = NULL;
+    cr_expect_eq(options_check(&s, &blame, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(s.train.precision, PRECISION_BF16);
+    spec_free(&s);
+}
+
+Test(train_step, bf16_is_refused_on_the_cpu_and_tf32_runs_there, .timeout = 120)
 {
     char dir[256], cfg[300], db[300], log[300];
     make_temp_dir(dir, sizeof dir, "sb_train_step");
@@ -289,10 +316,15 @@ Test(train_step, bf16_is_refused_and_tf32_runs_on_the_cpu, .timeout = 120)
                     "train: {steps: 5, batch: 4, precision: bf16}\n"
                     "eval: {count: 8, batch: 4}\n");
     const char *args[] = {"run", cfg, "--db", db, "--threads", "1", "--device", "cpu", NULL};
-    cr_expect_eq(run_command(log, cmd_run, args), 2, "bf16 is a config error");
+    cr_expect_eq(run_command(log, cmd_run, args), 2, "bf16 on the CPU is a config error");
     char *text = read_text(log);
-    cr_expect_not_null(strstr(text, "train.precision bf16 is not yet implemented; allowed: fp32, tf32"), "%s", text);
+    cr_expect_not_null(strstr(text, "p.yaml: run 1 (lstm d=8 L=1 seed=0): train.precision bf16 needs the GPU, but this run would "
+                                    "train on the CPU (--device cpu); allowed on the CPU: fp32, tf32"),
+                       "%s", text);
     free(text);
+    FILE *made = fopen(db, "rb");
+    cr_expect_null(made, "refused before the database is made: nothing is recorded");
+    if (made) fclose(made);
 
     write_text(cfg, "name: p\n"
                     "task: {name: parity, train_len: [3, 9], eval_len: [9]}\n"

@@ -26,33 +26,47 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 
 /* out = R(sign * angle) inp for pair i at position t, angle t * theta^(-2i/D).
  * accumulate: out += instead of out =. The angle and its sine and cosine are
- * computed in double once per (t, i) and shared by every batch and head. */
+ * computed in double once per (t, i), ROPE_PAIRS pairs at a time into a
+ * table on the stack, and shared by every batch and head; the rotation then
+ * runs over contiguous pairs (it vectorises). */
+#define ROPE_PAIRS 64
 static void rope_rotate(real *out, const real *inp, int B, int T, int H, int D,
                         real theta, double sign, int accumulate)
 {
     /* out, inp (B,T,H,D) */
     assert(D % 2 == 0);
-    size_t row = (size_t)H * D;
+    const size_t row = (size_t)H * D;
 #pragma omp parallel for if ((size_t)B * T * row >= PAR_MIN)
     for (int t = 0; t < T; t++) {
-        for (int i = 0; i < D / 2; i++) {
-            double angle = sign * t * pow((double)theta, -2.0 * i / D);
-            real c = (real)cos(angle), s = (real)sin(angle);
-            for (int b = 0; b < B; b++) {
-                size_t base = ((size_t)b * T + t) * row + 2 * (size_t)i;
+        for (int i0 = 0; i0 < D / 2; i0 += ROPE_PAIRS) {
+            const int pairs = D / 2 - i0 < ROPE_PAIRS ? D / 2 - i0 : ROPE_PAIRS;
+            real c[ROPE_PAIRS], s[ROPE_PAIRS];
+            for (int i = 0; i < pairs; i++) {
+                double angle = sign * t * pow((double)theta, -2.0 * (i0 + i) / D);
+                c[i] = (real)cos(angle);
+                s[i] = (real)sin(angle);
+            }
+            for (int b = 0; b < B; b++)
                 for (int h = 0; h < H; h++) {
-                    size_t j = base + (size_t)h * D;
-                    real x0 = inp[j], x1 = inp[j + 1];
-                    real y0 = x0 * c - x1 * s, y1 = x0 * s + x1 * c;
+                    const size_t base = ((size_t)b * T + t) * row + (size_t)h * D + 2 * (size_t)i0;
+                    const real *x = inp + base; // may be y: pair i touches only its own
+                    real *y = out + base;
                     if (accumulate) {
-                        out[j] += y0;
-                        out[j + 1] += y1;
+                        FM_SIMD
+                        for (int i = 0; i < pairs; i++) {
+                            const real x0 = x[2 * i], x1 = x[2 * i + 1];
+                            y[2 * i] += x0 * c[i] - x1 * s[i];
+                            y[2 * i + 1] += x0 * s[i] + x1 * c[i];
+                        }
                     } else {
-                        out[j] = y0;
-                        out[j + 1] = y1;
+                        FM_SIMD
+                        for (int i = 0; i < pairs; i++) {
+                            const real x0 = x[2 * i], x1 = x[2 * i + 1];
+                            y[2 * i] = x0 * c[i] - x1 * s[i];
+                            y[2 * i + 1] = x0 * s[i] + x1 * c[i];
+                        }
                     }
                 }
-            }
         }
     }
 }
@@ -80,6 +94,13 @@ void rope_backward(real *dinp, const real *dout, int B, int T, int H, int D,
 #define ATT_PAR_MIN 65536
 
 static size_t att_work(int B, int T, int H, int D) { return (size_t)B * H * T * T * D; }
+
+size_t attention_cache_len(int B, int T, int H, int D)
+{
+    /* the probabilities P (B,H,T,T) */
+    (void)D;
+    return (size_t)B * H * T * T;
+}
 
 void attention_forward(real *out, real *att, const real *q, const real *k,
                        const real *v, int B, int T, int H, int D)

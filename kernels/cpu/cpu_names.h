@@ -36,9 +36,11 @@
 #define argmax_rows cpu_argmax_rows
 #define sum_squares_into cpu_sum_squares_into
 #define step_guard_update cpu_step_guard_update
+#define crossentropy_backward_step cpu_crossentropy_backward_step
 #define adamw_update_guarded cpu_adamw_update_guarded
 #define rope_forward cpu_rope_forward
 #define rope_backward cpu_rope_backward
+#define attention_cache_len cpu_attention_cache_len
 #define attention_forward cpu_attention_forward
 #define attention_scratch_len cpu_attention_scratch_len
 #define attention_backward cpu_attention_backward

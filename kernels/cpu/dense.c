@@ -116,8 +116,9 @@ void embedding_forward(real *out, const int *tokens, const real *wte,
 }
 
 void embedding_backward(real *dwte, real *dwpe, const real *dout,
-                        const int *tokens, int B, int T, int C)
+                        const int *tokens, int B, int T, int C, int V)
 {
+    (void)V; /* the rows are the tokens' */
     /* dwte (V,C), dwpe (maxT,C) or NULL, dout (B,T,C), tokens (B,T).
      * Tokens repeat, so dwte is owned by column blocks, not by rows. */
 #pragma omp parallel for if ((size_t)B * T * C >= PAR_MIN)

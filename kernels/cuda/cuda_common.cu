@@ -8,8 +8,19 @@
 
 static cudaStream_t stream;
 static cublasHandle_t blas;
-static void *scratch;
-static int initialised, tf32;
+static void *scratch, *reduce_scratch, *blas_workspace;
+#define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+static int initialised, tf32, bf16;
+
+// bf16 operand scratch (sb_cuda_bf16_scratch): the current buffer of each
+// slot and the ones it replaced, kept for graphs captured with them.
+#define BF16_RETIRED 64
+static struct {
+    void *p;
+    size_t elems;
+    void *retired[BF16_RETIRED];
+    int n_retired;
+} bf16_slots[SB_CUDA_BF16_SLOTS];
 
 // Uploads of up to UPLOAD_RING_BYTES / 2 (a batch's tokens and targets) are
 // staged in pinned memory: a copy from pageable memory may synchronise with
@@ -76,6 +87,12 @@ extern "C" void *sb_cuda_scratch(void)
     return scratch;
 }
 
+extern "C" void *sb_cuda_reduce_scratch(void)
+{
+    require_init("sb_cuda_reduce_scratch");
+    return reduce_scratch;
+}
+
 extern "C" int cuda_ops_init(char *err, size_t errlen)
 {
     if (initialised) return 0;
@@ -104,6 +121,12 @@ extern "C" int cuda_ops_init(char *err, size_t errlen)
     tf32 = want && !strcmp(want, "1");
     CUBLAS_CHECK(cublasSetMathMode(blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     CUDA_CHECK(cudaMalloc(&scratch, SB_CUDA_SCRATCH_BYTES));
+    CUDA_CHECK(cudaMalloc(&reduce_scratch, SB_CUDA_REDUCE_BYTES));
+    // cuBLAS's workspace, ours: without it cuBLAS may allocate one inside a
+    // captured step (ops_capture_begin), which a capture does not allow.
+    // 32 MiB is NVIDIA's advice for Hopper (4 MiB before).
+    CUDA_CHECK(cudaMalloc(&blas_workspace, BLAS_WORKSPACE_BYTES));
+    CUBLAS_CHECK(cublasSetWorkspace(blas, blas_workspace, BLAS_WORKSPACE_BYTES));
     CUDA_CHECK(cudaMallocHost((void **)&ring, UPLOAD_RING_BYTES));
     for (int i = 0; i < UPLOAD_SLOTS; i++)
         CUDA_CHECK(cudaEventCreateWithFlags(&slots[i].done, cudaEventDisableTiming));
@@ -112,6 +135,45 @@ extern "C" int cuda_ops_init(char *err, size_t errlen)
 }
 
 extern "C" int cuda_ops_tf32(void) { return tf32; }
+
+extern "C" int cuda_ops_bf16(void) { return bf16; }
+
+extern "C" void cuda_ops_set_bf16(int on)
+{
+    require_init("cuda_ops_set_bf16");
+    bf16 = on != 0;
+}
+
+extern "C" void *sb_cuda_bf16_scratch(int slot, size_t elems)
+{
+    require_init("sb_cuda_bf16_scratch");
+    if (slot < 0 || slot >= SB_CUDA_BF16_SLOTS) {
+        fprintf(stderr, "statebench: sb_cuda_bf16_scratch: slot %d is not 0..%d\n", slot, SB_CUDA_BF16_SLOTS - 1);
+        exit(1);
+    }
+    auto *s = &bf16_slots[slot];
+    if (elems <= s->elems) return s->p;
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+    if (capturing != cudaStreamCaptureStatusNone) {
+        fprintf(stderr,
+                "statebench: bf16 gemm scratch %d holds %zu values but a captured step needs %zu; the step's "
+                "uncaptured warm-up should have sized it (a bug of the caller)\n",
+                slot, s->elems, elems);
+        exit(1);
+    }
+    if (s->n_retired == BF16_RETIRED) { // unreachable while growth doubles (64 doublings)
+        fprintf(stderr, "statebench: bf16 gemm scratch %d grew %d times\n", slot, BF16_RETIRED);
+        exit(1);
+    }
+    size_t want = s->elems * 2 > elems ? s->elems * 2 : elems;
+    void *p = NULL;
+    CUDA_CHECK(cudaMalloc(&p, want * 2));
+    if (s->p) s->retired[s->n_retired++] = s->p;
+    s->p = p;
+    s->elems = want;
+    return p;
+}
 
 extern "C" void cuda_ops_set_tf32(int on)
 {

@@ -31,6 +31,22 @@ cublasHandle_t sb_cublas(void);
 // the backend's initialisation, so no op allocates.
 #define SB_CUDA_SCRATCH_BYTES 16384
 void *sb_cuda_scratch(void);
+// Device scratch for the fixed-order reductions whose partial sums are
+// tensors (embedding_backward's per-segment rows): SB_CUDA_REDUCE_BYTES,
+// allocated once by the initialisation; an op uses it between its own
+// kernels only, and splits its work to fit.
+#define SB_CUDA_REDUCE_BYTES ((size_t)16 << 20)
+void *sb_cuda_reduce_scratch(void);
+
+// Device scratch of at least elems bf16 values (2 bytes each) for gemm
+// operands rounded to bf16 (dense.cu, train.precision bf16); slot 0 or 1,
+// one buffer each. A slot grows on demand outside a stream capture: the
+// buffer it replaces stays allocated (a captured graph may still read it)
+// and growth at least doubles, so few are kept. Inside a capture it must
+// already be large enough (the uncaptured warm-up step of the same shape
+// sized it); otherwise the process stops with a message.
+#define SB_CUDA_BF16_SLOTS 2
+void *sb_cuda_bf16_scratch(int slot, size_t elems);
 
 // Name of a cuBLAS status, for messages.
 const char *sb_cublas_status_name(cublasStatus_t s);

@@ -4,6 +4,8 @@
 // kernels/cpu/dense.c; sums the CPU takes in double are taken here in float
 // per thread and warp (row lengths are model widths: the rounding stays near
 // float epsilon), except sum_squares, which stays double throughout.
+#include <cuda_bf16.h>
+
 #include "cuda_common.h"
 #include "ops_cuda.h"
 
@@ -49,6 +51,39 @@ struct plain_value {
     __device__ float operator()(int r, int c) const { return x[(size_t)r * C + c]; }
 };
 
+// ---- bf16 gemms (cuda_ops_bf16: train.precision bf16) ----
+// Each operand is rounded to bf16 (round to nearest even) into a scratch
+// slot of the backend (sb_cuda_bf16_scratch), and cublasGemmEx multiplies
+// them with fp32 accumulation (CUBLAS_COMPUTE_32F) into the fp32 result,
+// alpha and beta as in cublasSgemm. The operands are the ops' whole
+// contiguous matrices, so a copy is a plain n-element conversion. Only
+// these projections (almost all of a model's FLOPs) go to bf16: the
+// recurrent cells' per-step gemms (lstm.cu, rnn_cell.cu) stay fp32 (small,
+// latency-bound, and their rounding would compound over the T steps), as
+// do the fused attention kernels, the scans and everything else.
+
+__global__ void to_bf16_kernel(__nv_bfloat16 *out, const float *in, size_t n)
+{
+    for (size_t i = SB_GRID_START; i < n; i += SB_GRID_STRIDE) out[i] = __float2bfloat16_rn(in[i]);
+}
+
+static const __nv_bfloat16 *bf16_copy(int slot, const float *x, size_t n)
+{
+    __nv_bfloat16 *b = (__nv_bfloat16 *)sb_cuda_bf16_scratch(slot, n);
+    to_bf16_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(b, x, n);
+    CUDA_CHECK_LAST();
+    return b;
+}
+
+// cublasSgemm's C = alpha op(A) op(B) + beta C with A and B already bf16.
+static void gemm_bf16(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const __nv_bfloat16 *A,
+                      int lda, const __nv_bfloat16 *B, int ldb, float beta, float *C, int ldc)
+{
+    const float one = 1;
+    CUBLAS_CHECK(cublasGemmEx(sb_cublas(), ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb, &beta, C,
+                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *weight,
                                     const float *bias, int N, int C, int OC)
 {
@@ -63,6 +98,11 @@ extern "C" void cuda_matmul_forward(float *out, const float *inp, const float *w
     }
     if (C <= 0) return;
     // out^T (OC,N) = W (OC,C) . inp^T (C,N)
+    if (cuda_ops_bf16()) {
+        const __nv_bfloat16 *w16 = bf16_copy(0, weight, (size_t)OC * C), *x16 = bf16_copy(1, inp, (size_t)N * C);
+        gemm_bf16(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w16, C, x16, C, bias ? one : zero, out, OC);
+        return;
+    }
     CUBLAS_CHECK(cublasSgemm(sb_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, weight, C, inp, C,
                              bias ? &one : &zero, out, OC));
 }
@@ -72,7 +112,16 @@ extern "C" void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, 
 {
     if (N <= 0 || OC <= 0) return;
     const float one = 1;
-    if (C > 0) {
+    if (C > 0 && cuda_ops_bf16()) {
+        // as below; dout rounded once (slot 1), W then inp in slot 0 (stream order)
+        const __nv_bfloat16 *d16 = bf16_copy(1, dout, (size_t)N * OC);
+        if (dinp) {
+            const __nv_bfloat16 *w16 = bf16_copy(0, weight, (size_t)OC * C);
+            gemm_bf16(CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w16, C, d16, OC, one, dinp, C);
+        }
+        const __nv_bfloat16 *x16 = bf16_copy(0, inp, (size_t)N * C);
+        gemm_bf16(CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, x16, C, d16, OC, one, dweight, C);
+    } else if (C > 0) {
         // dinp^T (C,N) += W^T (C,OC) . dout^T (OC,N)
         if (dinp)
             CUBLAS_CHECK(cublasSgemm(sb_cublas(), CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout,
@@ -108,13 +157,58 @@ extern "C" void cuda_embedding_forward(float *out, const int *tokens, const floa
     CUDA_CHECK_LAST();
 }
 
-// Tokens repeat, so rows of dwte take atomic adds (the order of the adds,
-// hence the last bits, varies from run to run).
-__global__ void embedding_backward_kernel(float *dwte, const float *dout, const int *tokens, int C,
-                                          size_t n)
+// Tokens repeat, so many positions add into one row of dwte. No atomics
+// (their order, hence the last bits, would vary from run to run): one warp
+// per (token v, segment of positions) lists the segment's positions holding
+// v, EMB_CHUNK at a time in position order, and sums their rows of dout
+// (lanes over channels) in that order. Segments of EMB_SEG positions keep
+// the chain of adds short when few tokens fill a long batch; their sums go
+// to part[s] and embedding_parts_sum_kernel adds them up in segment order.
+// add: one segment, summed straight into dwte (out).
+#define EMB_SEG 1024
+#define EMB_CHUNK 256
+__global__ void embedding_backward_kernel(float *out, const float *dout, const int *tokens, int C, int N, int V,
+                                          int seg_len, bool add)
 {
-    for (size_t i = SB_GRID_START; i < n; i += SB_GRID_STRIDE)
-        atomicAdd(&dwte[(size_t)tokens[i / C] * C + i % C], dout[i]);
+    __shared__ int list[EMB_CHUNK];
+    const int v = blockIdx.x, seg = blockIdx.y, lane = threadIdx.x;
+    const int start = seg * seg_len, end = min(N, start + seg_len);
+    float *o = out + ((size_t)(add ? 0 : seg) * V + v) * C; // out (V,C) when add, else part (segments,V,C)
+    if (!add && start >= end) { // an empty last segment still owns its rows of part
+        for (int c = lane; c < C; c += 32) o[c] = 0;
+        return;
+    }
+    bool first = !add;
+    for (int c0 = start; c0 < end; c0 += EMB_CHUNK) {
+        const int c1 = min(end, c0 + EMB_CHUNK);
+        int n = 0;
+        for (int base = c0; base < c1; base += 32) {
+            const int i = base + lane;
+            const bool hit = i < c1 && tokens[i] == v;
+            const unsigned match = __ballot_sync(0xffffffffu, hit);
+            if (hit) list[n + __popc(match & ((1u << lane) - 1))] = i;
+            n += __popc(match);
+        }
+        __syncwarp();
+        if (n || first)
+            for (int c = lane; c < C; c += 32) {
+                float acc = 0;
+                for (int k = 0; k < n; k++) acc += dout[(size_t)list[k] * C + c];
+                o[c] = first ? acc : o[c] + acc;
+            }
+        first = false;
+        __syncwarp(); // the next chunk rewrites list
+    }
+}
+
+// dwte (V,C) += the segments' sums part (segments,V,C), in segment order.
+__global__ void embedding_parts_sum_kernel(float *dwte, const float *part, size_t n, int segments)
+{
+    for (size_t i = SB_GRID_START; i < n; i += SB_GRID_STRIDE) {
+        float acc = 0;
+        for (int s = 0; s < segments; s++) acc += part[(size_t)s * n + i];
+        dwte[i] += acc;
+    }
 }
 
 // dwpe (t,c) += sum_b dout (b,t,c)
@@ -129,13 +223,24 @@ __global__ void position_backward_kernel(float *dwpe, const float *dout, int B, 
 }
 
 extern "C" void cuda_embedding_backward(float *dwte, float *dwpe, const float *dout, const int *tokens,
-                                        int B, int T, int C)
+                                        int B, int T, int C, int V)
 {
-    const size_t n = (size_t)B * T * C;
-    if (!n) return;
-    embedding_backward_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(dwte, dout, tokens,
-                                                                                      C, n);
+    const int N = B * T;
+    if (!N || !C || V <= 0) return;
+    // segments of EMB_SEG positions, as many as the reduction scratch holds
+    const size_t table = (size_t)V * C, fit = SB_CUDA_REDUCE_BYTES / sizeof(float) / table;
+    int segments = (int)sb_cdiv((size_t)N, EMB_SEG);
+    if ((size_t)segments > fit) segments = fit ? (int)fit : 1;
+    const int seg_len = (int)sb_cdiv((size_t)N, (size_t)segments);
+    float *part = segments > 1 ? (float *)sb_cuda_reduce_scratch() : dwte;
+    embedding_backward_kernel<<<dim3((unsigned)V, (unsigned)segments), 32, 0, sb_cuda_stream()>>>(
+        part, dout, tokens, C, N, V, seg_len, segments == 1);
     CUDA_CHECK_LAST();
+    if (segments > 1) {
+        embedding_parts_sum_kernel<<<sb_grid(table, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(dwte, part, table,
+                                                                                               segments);
+        CUDA_CHECK_LAST();
+    }
     if (!dwpe) return;
     position_backward_kernel<<<sb_grid((size_t)T * C, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(
         dwpe, dout, B, T, C);

@@ -1,7 +1,9 @@
 // loss.cu: the CUDA backend's softmax cross-entropy over scored positions
 // and its AdamW step, and the training step's forms of them that keep
 // every scalar on the device (crossentropy_rows_forward, argmax_rows,
-// sum_squares_into, step_guard_update, adamw_update_guarded); semantics of
+// sum_squares_into, crossentropy_backward_step, step_guard_update,
+// adamw_update_guarded: these read the step's scalars from step_scalars in
+// device memory when they run, so a captured step replays right); semantics of
 // ops.h, as kernels/cpu/dense.c and kernels/cpu/train_step.c.
 #include <limits.h>
 #include <math.h>
@@ -138,8 +140,9 @@ extern "C" void cuda_sum_squares_into(double *out, const float *x, size_t n)
 }
 
 // kernels/cpu/train_step.c's step_guard_update, on one thread.
-__global__ void step_guard_kernel(step_guard *g, const float *loss_sum, double clip, int step)
+__global__ void step_guard_kernel(step_guard *g, const float *loss_sum, double clip, const step_scalars *s)
 {
+    const int step = s->step;
     const double norm = sqrt(g->grad_sumsq);
     const int bad = loss_sum && !isfinite(*loss_sum) ? STEP_BAD_LOSS : !isfinite(norm) ? STEP_BAD_GRAD : 0;
     g->loss_sum = loss_sum ? *loss_sum : 0.0f;
@@ -153,15 +156,17 @@ __global__ void step_guard_kernel(step_guard *g, const float *loss_sum, double c
     g->clip_scale = clip > 0 && norm > clip ? (float)(clip / norm) : 1.0f;
 }
 
-extern "C" void cuda_step_guard_update(step_guard *g, const float *loss_sum, double clip, int step)
+extern "C" void cuda_step_guard_update(step_guard *g, const float *loss_sum, double clip, const step_scalars *s)
 {
-    step_guard_kernel<<<1, 1, 0, sb_cuda_stream()>>>(g, loss_sum, clip, step);
+    step_guard_kernel<<<1, 1, 0, sb_cuda_stream()>>>(g, loss_sum, clip, s);
     CUDA_CHECK_LAST();
 }
 
+// dloss_at (device memory) NULL: the value dloss; else *dloss_at, read when the kernel runs.
 __global__ void crossentropy_backward_kernel(float *dlogits, const float *probs, const int *targets, int V,
-                                             size_t n, float dloss)
+                                             size_t n, float dloss, const float *dloss_at)
 {
+    if (dloss_at) dloss = *dloss_at;
     for (size_t i = SB_GRID_START; i < n; i += SB_GRID_STRIDE) {
         const int tgt = targets[i / V];
         if (tgt < 0) continue;
@@ -169,22 +174,40 @@ __global__ void crossentropy_backward_kernel(float *dlogits, const float *probs,
     }
 }
 
-extern "C" void cuda_crossentropy_backward(float *dlogits, const float *probs, const int *targets, int N,
-                                           int V, float dloss)
+static void crossentropy_backward_launch(float *dlogits, const float *probs, const int *targets, int N, int V,
+                                         float dloss, const float *dloss_at)
 {
     const size_t n = (size_t)N * V;
     if (!n) return;
-    crossentropy_backward_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(dlogits, probs,
-                                                                                         targets, V, n, dloss);
+    crossentropy_backward_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(
+        dlogits, probs, targets, V, n, dloss, dloss_at);
     CUDA_CHECK_LAST();
 }
 
-// guard NULL: adamw_update; else adamw_update_guarded (g scaled in place).
+extern "C" void cuda_crossentropy_backward(float *dlogits, const float *probs, const int *targets, int N,
+                                           int V, float dloss)
+{
+    crossentropy_backward_launch(dlogits, probs, targets, N, V, dloss, NULL);
+}
+
+extern "C" void cuda_crossentropy_backward_step(float *dlogits, const float *probs, const int *targets, int N,
+                                                int V, const step_scalars *s)
+{
+    crossentropy_backward_launch(dlogits, probs, targets, N, V, 0.0f, &s->dloss);
+}
+
+// guard NULL: adamw_update; else adamw_update_guarded (g scaled in place),
+// whose lr and bias corrections come from s (device memory) when it runs.
 __global__ void adamw_kernel(float *p, float *g, float *m, float *v, size_t n, float lr, float beta1,
                              float beta2, float eps, float weight_decay, float bc1, float bc2,
-                             const step_guard *guard)
+                             const step_guard *guard, const step_scalars *s)
 {
     if (guard && guard->skip) return;
+    if (s) {
+        lr = s->lr;
+        bc1 = s->bias1;
+        bc2 = s->bias2;
+    }
     const float scale = guard ? guard->clip_scale : 1.0f;
     for (size_t i = SB_GRID_START; i < n; i += SB_GRID_STRIDE) {
         float gi = g[i];
@@ -198,27 +221,24 @@ __global__ void adamw_kernel(float *p, float *g, float *m, float *v, size_t n, f
     }
 }
 
-static void adamw_launch(float *p, float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                         float eps, float weight_decay, int t, const step_guard *guard)
+extern "C" void cuda_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                                  float beta1, float beta2, float eps, float weight_decay, int t)
 {
     if (!n) return;
     // bias corrections in double on the host, rounded once, as on the CPU
     const float bc1 = (float)(1 - pow((double)beta1, t)), bc2 = (float)(1 - pow((double)beta2, t));
-    adamw_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(p, g, m, v, n, lr, beta1, beta2, eps,
-                                                                         weight_decay, bc1, bc2, guard);
+    // without a guard the kernel only reads g
+    adamw_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(p, (float *)g, m, v, n, lr, beta1, beta2,
+                                                                         eps, weight_decay, bc1, bc2, NULL, NULL);
     CUDA_CHECK_LAST();
 }
 
-extern "C" void cuda_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                                  float beta1, float beta2, float eps, float weight_decay, int t)
-{
-    // without a guard the kernel only reads g
-    adamw_launch(p, (float *)g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, NULL);
-}
-
-extern "C" void cuda_adamw_update_guarded(float *p, float *g, float *m, float *v, size_t n, float lr,
-                                          float beta1, float beta2, float eps, float weight_decay, int t,
+extern "C" void cuda_adamw_update_guarded(float *p, float *g, float *m, float *v, size_t n, float beta1,
+                                          float beta2, float eps, float weight_decay, const step_scalars *s,
                                           const step_guard *guard)
 {
-    adamw_launch(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, guard);
+    if (!n) return;
+    adamw_kernel<<<sb_grid(n, SB_BLOCK), SB_BLOCK, 0, sb_cuda_stream()>>>(p, g, m, v, n, 0.0f, beta1, beta2, eps,
+                                                                         weight_decay, 1.0f, 1.0f, guard, s);
+    CUDA_CHECK_LAST();
 }

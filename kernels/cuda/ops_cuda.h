@@ -26,11 +26,21 @@ int cuda_ops_init(char *err, size_t errlen);
 // or cuda_ops_set_tf32(1) since: train.precision tf32).
 int cuda_ops_tf32(void);
 void cuda_ops_set_tf32(int on);
+// 1 when matmul_forward / matmul_backward run as bf16 gemms with fp32
+// accumulation (cuda_ops_set_bf16(1): train.precision bf16); off at start.
+int cuda_ops_bf16(void);
+void cuda_ops_set_bf16(int on);
 void *cuda_ops_alloc(size_t bytes); // zeroed; NULL when out of memory
 void cuda_ops_free(void *p);
 void cuda_ops_upload(void *dst, const void *src, size_t bytes);
 void cuda_ops_download(void *dst, const void *src, size_t bytes);
 void cuda_ops_sync(void);
+// Stream capture of the backend's stream and replay (graph.cu): ops.h's
+// ops_capture_begin, ops_capture_end, ops_graph_launch, ops_graph_free.
+int cuda_capture_begin(char *err, size_t errlen);
+void *cuda_capture_end(char *err, size_t errlen);
+void cuda_graph_launch(void *graph);
+void cuda_graph_free(void *graph);
 // Free and total device memory in bytes (the runner's fit check).
 void cuda_ops_memory(size_t *free_bytes, size_t *total_bytes);
 
@@ -42,7 +52,7 @@ void cuda_matmul_backward(real *dinp, real *dweight, real *dbias, const real *do
 void cuda_embedding_forward(real *out, const int *tokens, const real *wte, const real *wpe,
                             int B, int T, int C);
 void cuda_embedding_backward(real *dwte, real *dwpe, const real *dout, const int *tokens,
-                             int B, int T, int C);
+                             int B, int T, int C, int V);
 void cuda_rmsnorm_forward(real *out, real *rstd, const real *inp, const real *weight, int N, int C);
 void cuda_rmsnorm_backward(real *dinp, real *dweight, const real *dout, const real *inp,
                            const real *weight, const real *rstd, int N, int C);
@@ -74,9 +84,11 @@ void cuda_crossentropy_rows_forward(real *losses, real *probs, const real *logit
                                     const int *targets, int N, int V);
 void cuda_argmax_rows(int *pred, const real *probs, int N, int V);
 void cuda_sum_squares_into(double *out, const real *x, size_t n);
-void cuda_step_guard_update(step_guard *g, const real *loss_sum, double clip, int step);
-void cuda_adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real lr, real beta1,
-                               real beta2, real eps, real weight_decay, int t,
+void cuda_crossentropy_backward_step(real *dlogits, const real *probs, const int *targets, int N,
+                                     int V, const step_scalars *s);
+void cuda_step_guard_update(step_guard *g, const real *loss_sum, double clip, const step_scalars *s);
+void cuda_adamw_update_guarded(real *p, real *g, real *m, real *v, size_t n, real beta1, real beta2,
+                               real eps, real weight_decay, const step_scalars *s,
                                const step_guard *guard);
 void cuda_silu_gate_forward(real *out, const real *x, const real *g, size_t n);
 void cuda_silu_gate_backward(real *dx, real *dg, const real *dout, const real *x,
@@ -85,6 +97,7 @@ void cuda_silu_gate_backward(real *dx, real *dg, const real *dout, const real *x
 // ---- positions, attention, scan_delta, lstm (attention.cu, scan_delta.cu, lstm.cu)
 void cuda_rope_forward(real *out, const real *inp, int B, int T, int H, int D, real theta);
 void cuda_rope_backward(real *dinp, const real *dout, int B, int T, int H, int D, real theta);
+size_t cuda_attention_cache_len(int B, int T, int H, int D);
 void cuda_attention_forward(real *out, real *att, const real *q, const real *k, const real *v,
                             int B, int T, int H, int D);
 size_t cuda_attention_scratch_len(int B, int T, int H);

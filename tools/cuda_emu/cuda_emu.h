@@ -27,6 +27,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -81,10 +83,16 @@ typedef enum cudaError {
     cudaErrorInvalidDevicePointer = 17,
     cudaErrorInvalidMemcpyDirection = 21,
     cudaErrorInvalidResourceHandle = 400,
+    cudaErrorIllegalState = 401,
     cudaErrorNotReady = 600,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureUnmatched = 903,
+    cudaErrorStreamCaptureImplicit = 906,
+    cudaErrorStreamCaptureWrongThread = 908,
 } cudaError_t;
 typedef cudaError_t CUresult;
 
@@ -105,6 +113,21 @@ typedef struct CUevent_st *cudaEvent_t;
 #define cudaEventDisableTiming 0x2
 #define cudaStreamLegacy ((cudaStream_t)0x1)
 #define cudaStreamPerThread ((cudaStream_t)0x2)
+
+// Stream capture and graphs: the work queued to a capturing stream is
+// recorded, not run; cudaGraphLaunch replays it in order (tools/cuda_emu/README.md).
+typedef struct CUgraph_st *cudaGraph_t;
+typedef struct CUgraphExec_st *cudaGraphExec_t;
+typedef enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+} cudaStreamCaptureMode;
+typedef enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2,
+} cudaStreamCaptureStatus;
 
 typedef enum cudaFuncAttribute {
     cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
@@ -171,6 +194,13 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = 0);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventQuery(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 cudaError_t cudaFuncSetAttributeImpl(const void *fn, cudaFuncAttribute a, int value);
 template <class F> inline cudaError_t cudaFuncSetAttribute(F *fn, cudaFuncAttribute a, int value)
 {
@@ -231,20 +261,45 @@ template <class T> inline void check_arg(const launch_site &site, int index, con
     if constexpr (std::is_pointer<T>::value) check_kernel_pointer(site, index, (const void *)v);
 }
 
+// Stream capture: whether s is capturing now; capture_op records op into
+// its graph (run by cudaGraphLaunch) when it is and returns true, else
+// returns false (and the caller runs the work itself).
+bool capturing(cudaStream_t s);
+bool capture_op(cudaStream_t s, std::function<void()> op);
+// The launch configuration checks of run_grid, for a launch being captured:
+// false (and cudaGetLastError's error set) when a GPU would refuse it.
+bool launch_config_ok(const cfg &c, const launch_site &site);
+
 template <class Fn> struct launcher {
     cfg c;
     launch_site site;
     Fn fn;
     template <class... A> void operator()(A &&...args)
     {
-        std::tuple<std::decay_t<A>...> stored(std::forward<A>(args)...);
-        std::apply([&](auto &...a) {
+        // the arguments by value, as a GPU takes them at the launch (or the capture)
+        auto stored = std::make_shared<std::tuple<std::decay_t<A>...>>(std::forward<A>(args)...);
+        check_args(*stored);
+        if (capturing(c.stream)) { // a refused launch is not recorded, as on a GPU
+            const launcher self = *this;
+            if (launch_config_ok(c, site)) capture_op(c.stream, [self, stored] { self.run(*stored); });
+            return;
+        }
+        run(*stored);
+    }
+    template <class Tuple> void check_args(const Tuple &stored) const
+    {
+        std::apply([&](const auto &...a) {
             int i = 0;
             (check_arg(site, i++, a), ...);
         }, stored);
+    }
+    // pointers are checked again at a replay: the memory may be gone since the capture
+    template <class Tuple> void run(Tuple &stored) const
+    {
+        check_args(stored);
         struct closure_t {
-            Fn *fn;
-            std::tuple<std::decay_t<A>...> *args;
+            const Fn *fn;
+            Tuple *args;
         } cl{&fn, &stored};
         run_grid(c, site, [](void *p) {
             closure_t *k = (closure_t *)p;
@@ -284,7 +339,7 @@ template <class T> inline T from_bits(uint64_t u)
 #define __syncthreads_count(p) ::emu::block_barrier(::emu::BAR_COUNT, (p) != 0, __FILE__, __LINE__)
 #define __syncthreads_and(p) ::emu::block_barrier(::emu::BAR_AND, (p) != 0, __FILE__, __LINE__)
 #define __syncthreads_or(p) ::emu::block_barrier(::emu::BAR_OR, (p) != 0, __FILE__, __LINE__)
-#define __syncwarp(...) ::emu::syncwarp_at(__FILE__, __LINE__, ##__VA_ARGS__)
+#define __syncwarp(...) ::emu::syncwarp_at(__FILE__, __LINE__ __VA_OPT__(, ) __VA_ARGS__)
 #define __shfl_sync(m, v, ...) ::emu::shfl_idx((m), (v), __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_xor_sync(m, v, ...) ::emu::shfl_xor((m), (v), __FILE__, __LINE__, __VA_ARGS__)
 #define __shfl_down_sync(m, v, ...) ::emu::shfl_down((m), (v), __FILE__, __LINE__, __VA_ARGS__)

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -23,6 +24,15 @@
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
+
+// A captured graph and its instance: the work recorded from a capturing
+// stream, in order.
+struct CUgraph_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> ops;
+};
 
 namespace emu {
 
@@ -653,10 +663,8 @@ static const size_t MAX_DYN_SMEM_OPTIN = 227 * 1024;
 static void check_stream(cudaStream_t s, const char *what);
 static void check_redzones(const char *after);
 
-void run_grid(const cfg &c, const launch_site &site, void (*body)(void *), void *closure)
+bool launch_config_ok(const cfg &c, const launch_site &site)
 {
-    if (cur_worker && cur_worker->in_block)
-        fail("kernel %s launched from device code (dynamic parallelism is not emulated)", site.kernel);
     check_stream(c.stream, site.kernel);
     const dim3 g = c.grid, b = c.block;
     const unsigned long long threads = (unsigned long long)b.x * b.y * b.z;
@@ -666,15 +674,23 @@ void run_grid(const cfg &c, const launch_site &site, void (*body)(void *), void 
             fprintf(stderr, "cuda_emu: %s at %s:%d: invalid configuration grid (%u,%u,%u) block (%u,%u,%u)\n",
                     site.kernel, site.file, site.line, g.x, g.y, g.z, b.x, b.y, b.z);
         last_error = cudaErrorInvalidConfiguration;
-        return;
+        return false;
     }
     if (c.smem > max_dyn_smem) {
         if (getenv("CUDA_EMU_VERBOSE"))
             fprintf(stderr, "cuda_emu: %s at %s:%d: %zu bytes of dynamic shared memory (limit %zu)\n", site.kernel,
                     site.file, site.line, c.smem, max_dyn_smem);
         last_error = cudaErrorInvalidValue;
-        return;
+        return false;
     }
+    return true;
+}
+
+void run_grid(const cfg &c, const launch_site &site, void (*body)(void *), void *closure)
+{
+    if (cur_worker && cur_worker->in_block)
+        fail("kernel %s launched from device code (dynamic parallelism is not emulated)", site.kernel);
+    if (!launch_config_ok(c, site)) return;
     static std::once_flag hooked;
     std::call_once(hooked, [] {
         if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(on_sanitizer_death);
@@ -684,7 +700,7 @@ void run_grid(const cfg &c, const launch_site &site, void (*body)(void *), void 
     job.site = &site;
     job.body = body;
     job.closure = closure;
-    job.nblocks = (unsigned long long)g.x * g.y * g.z;
+    job.nblocks = (unsigned long long)c.grid.x * c.grid.y * c.grid.z;
     watch(&site);
     const unsigned nw = n_workers();
     if (nw > 1 && job.nblocks > 1) {
@@ -820,10 +836,19 @@ static void copy_checked(void *dst, const void *src, size_t bytes, cudaMemcpyKin
 
 // ---- streams and events -------------------------------------------------------------
 
+// A capturing stream records its work in `recorded` instead of running it;
+// a call that would wait for the device (or allocate) while a capture is
+// active invalidates the capture, as on a GPU.
 struct CUstream_st_ {
     unsigned flags;
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+    std::thread::id owner; // the thread that began the capture
+    std::vector<std::function<void()>> recorded;
 };
 static std::set<cudaStream_t> streams;
+static std::set<cudaGraph_t> graphs;
+static std::set<cudaGraphExec_t> graph_execs;
 struct event_rec {
     bool recorded;
     std::chrono::steady_clock::time_point t;
@@ -835,6 +860,50 @@ static void check_stream(cudaStream_t s, const char *what)
     if (s == 0 || s == cudaStreamLegacy || s == cudaStreamPerThread) return;
     std::lock_guard<std::mutex> lk(mem_m);
     if (!streams.count(s)) fail("%s: stream %p was not created by cudaStreamCreate (or is destroyed)", what, (void *)s);
+}
+
+static CUstream_st_ *capture_state(cudaStream_t s)
+{
+    if (s == 0 || s == cudaStreamLegacy || s == cudaStreamPerThread) return nullptr;
+    std::lock_guard<std::mutex> lk(mem_m);
+    return streams.count(s) ? (CUstream_st_ *)s : nullptr;
+}
+
+bool capturing(cudaStream_t s)
+{
+    const CUstream_st_ *st = capture_state(s);
+    return st && st->capture != cudaStreamCaptureStatusNone;
+}
+
+bool capture_op(cudaStream_t s, std::function<void()> op)
+{
+    CUstream_st_ *st = capture_state(s);
+    if (!st || st->capture == cudaStreamCaptureStatusNone) return false;
+    if (st->capture == cudaStreamCaptureStatusActive) st->recorded.push_back(std::move(op));
+    return true;
+}
+
+// A call that is not allowed while a capture in global or thread-local
+// mode is active (in this thread, for thread-local): invalidates those
+// captures; true when the call must then fail with
+// cudaErrorStreamCaptureUnsupported. `only` limits it to one stream
+// (synchronising a capturing stream), NULL: every capture.
+static bool unsafe_during_capture(cudaStream_t only)
+{
+    std::lock_guard<std::mutex> lk(mem_m);
+    bool hit = false;
+    for (cudaStream_t s : streams) {
+        CUstream_st_ *st = (CUstream_st_ *)s;
+        if (st->capture != cudaStreamCaptureStatusActive || (only && s != only)) continue;
+        if (!only && (st->mode == cudaStreamCaptureModeRelaxed ||
+                      (st->mode == cudaStreamCaptureModeThreadLocal && st->owner != std::this_thread::get_id())))
+            continue;
+        st->capture = cudaStreamCaptureStatusInvalidated;
+        st->recorded.clear();
+        hit = true;
+    }
+    if (hit) last_error = cudaErrorStreamCaptureUnsupported;
+    return hit;
 }
 
 } // namespace emu
@@ -858,6 +927,12 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureUnmatched: return "cudaErrorStreamCaptureUnmatched";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     }
     return "unknown CUDA error";
 }
@@ -877,6 +952,14 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected (CUDA_EMU_NO_DEVICE is set)";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureUnmatched: return "capture was not initiated in this stream";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorStreamCaptureWrongThread:
+        return "attempt to terminate a thread-local capture sequence from another thread";
     }
     return "unknown error";
 }
@@ -959,12 +1042,16 @@ cudaError_t cudaRuntimeGetVersion(int *v)
     *v = CUDART_VERSION;
     return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void)
+{
+    return unsafe_during_capture(nullptr) ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
 cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
 
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     *p = nullptr;
+    if (unsafe_during_capture(nullptr)) return cudaErrorStreamCaptureUnsupported;
     const size_t body = (bytes + RED - 1) / RED * RED;
     {
         std::lock_guard<std::mutex> lk(mem_m);
@@ -990,6 +1077,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 
 cudaError_t cudaFree(void *p)
 {
+    if (unsafe_during_capture(nullptr)) return cudaErrorStreamCaptureUnsupported;
     if (!p) return cudaSuccess;
     check_redzones("cudaFree");
     std::lock_guard<std::mutex> lk(mem_m);
@@ -1028,12 +1116,16 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
+    if (unsafe_during_capture(nullptr)) return cudaErrorStreamCaptureUnsupported;
     copy_checked(dst, src, bytes, kind, "cudaMemcpy");
     return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s)
 {
     check_stream(s, "cudaMemcpyAsync");
+    // captured: copied (and checked) at each replay, from the same addresses
+    if (capture_op(s, [=] { copy_checked(dst, src, bytes, kind, "cudaMemcpyAsync (graph replay)"); }))
+        return cudaSuccess;
     copy_checked(dst, src, bytes, kind, "cudaMemcpyAsync");
     return cudaSuccess;
 }
@@ -1042,12 +1134,15 @@ cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t 
 {
     check_stream(s, "cudaMemcpy2DAsync");
     if (width > dpitch || width > spitch) return cudaErrorInvalidValue;
+    if (capture_op(s, [=] { cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, kind, nullptr); }))
+        return cudaSuccess;
     for (size_t r = 0; r < height; r++)
         copy_checked((char *)dst + r * dpitch, (const char *)src + r * spitch, width, kind, "cudaMemcpy2DAsync");
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *p, int value, size_t bytes)
 {
+    if (unsafe_during_capture(nullptr)) return cudaErrorStreamCaptureUnsupported;
     if (!bytes) return cudaSuccess;
     require_device(p, bytes, "cudaMemset");
     memset(p, value, bytes);
@@ -1057,6 +1152,11 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t s)
 {
     check_stream(s, "cudaMemsetAsync");
     if (!bytes) return cudaSuccess;
+    if (capture_op(s, [=] {
+            require_device(p, bytes, "cudaMemsetAsync (graph replay)");
+            memset(p, value, bytes);
+        }))
+        return cudaSuccess;
     require_device(p, bytes, "cudaMemsetAsync");
     memset(p, value, bytes);
     return cudaSuccess;
@@ -1081,6 +1181,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
 cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     check_stream(s, "cudaStreamSynchronize");
+    if (capturing(s)) {
+        unsafe_during_capture(s);
+        return cudaErrorStreamCaptureUnsupported;
+    }
     return cudaSuccess;
 }
 cudaError_t cudaStreamQuery(cudaStream_t s)
@@ -1112,10 +1216,93 @@ cudaError_t cudaEventDestroy(cudaEvent_t e)
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
     check_stream(s, "cudaEventRecord");
+    {
+        std::lock_guard<std::mutex> lk(mem_m);
+        if (!events.count(e)) return cudaErrorInvalidResourceHandle;
+    }
+    if (capture_op(s, [=] { cudaEventRecord(e, nullptr); })) return cudaSuccess;
     std::lock_guard<std::mutex> lk(mem_m);
     auto it = events.find(e);
     if (it == events.end()) return cudaErrorInvalidResourceHandle;
     it->second = event_rec{true, std::chrono::steady_clock::now()};
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode)
+{
+    check_stream(s, "cudaStreamBeginCapture");
+    CUstream_st_ *st = capture_state(s);
+    if (!st) return cudaErrorStreamCaptureUnsupported; // the legacy stream cannot capture
+    if (st->capture != cudaStreamCaptureStatusNone) return cudaErrorIllegalState;
+    st->capture = cudaStreamCaptureStatusActive;
+    st->mode = mode;
+    st->owner = std::this_thread::get_id();
+    st->recorded.clear();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
+{
+    check_stream(s, "cudaStreamEndCapture");
+    CUstream_st_ *st = capture_state(s);
+    *graph = nullptr;
+    if (!st || st->capture == cudaStreamCaptureStatusNone) return cudaErrorIllegalState;
+    if (st->mode == cudaStreamCaptureModeThreadLocal && st->owner != std::this_thread::get_id())
+        return cudaErrorStreamCaptureWrongThread;
+    const bool invalidated = st->capture == cudaStreamCaptureStatusInvalidated;
+    st->capture = cudaStreamCaptureStatusNone;
+    if (invalidated) {
+        st->recorded.clear();
+        return cudaErrorStreamCaptureInvalidated;
+    }
+    CUgraph_st *g = new CUgraph_st{std::move(st->recorded)};
+    st->recorded.clear();
+    std::lock_guard<std::mutex> lk(mem_m);
+    graphs.insert(g);
+    *graph = g;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status)
+{
+    check_stream(s, "cudaStreamIsCapturing");
+    const CUstream_st_ *st = capture_state(s);
+    *status = st ? st->capture : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long)
+{
+    std::lock_guard<std::mutex> lk(mem_m);
+    if (!graphs.count(graph))
+        fail("cudaGraphInstantiate: graph %p was not made by cudaStreamEndCapture (or is destroyed)", (void *)graph);
+    *exec = new CUgraphExec_st{graph->ops};
+    graph_execs.insert(*exec);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
+{
+    check_stream(s, "cudaGraphLaunch");
+    {
+        std::lock_guard<std::mutex> lk(mem_m);
+        if (!graph_execs.count(exec))
+            fail("cudaGraphLaunch: %p is not an instantiated graph (cudaGraphInstantiate), or it was destroyed",
+                 (void *)exec);
+    }
+    if (capturing(s)) return cudaErrorStreamCaptureUnsupported; // graphs in graphs are not emulated
+    for (const std::function<void()> &op : exec->ops) op();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    std::lock_guard<std::mutex> lk(mem_m);
+    if (!graph_execs.erase(exec))
+        fail("cudaGraphExecDestroy(%p): not an instantiated graph, or destroyed twice", (void *)exec);
+    delete exec;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    std::lock_guard<std::mutex> lk(mem_m);
+    if (!graphs.erase(graph)) fail("cudaGraphDestroy(%p): not a captured graph, or destroyed twice", (void *)graph);
+    delete graph;
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e)
@@ -1244,21 +1431,32 @@ static size_t span(int rows, int cols, int ld) { return rows && cols ? (size_t)(
 
 static thread_local std::vector<double> opa, opb;
 
-// C = alpha op(A) op(B) + beta C (column-major; C is not read when beta = 0).
-static void gemm_ref(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
-                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+// Element i of a gemm operand: float, or bf16 (esz 2: a float's top half).
+static inline float operand(const void *p, size_t i, size_t esz)
+{
+    if (esz == sizeof(float)) return ((const float *)p)[i];
+    const uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// C = alpha op(A) op(B) + beta C (column-major; C is not read when beta = 0);
+// A and B hold elements of esz bytes (operand).
+static void gemm_ref(const cublasContext *h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                     const void *A, int lda, const void *B, int ldb, size_t esz, float beta, float *C, int ldc)
 {
     const bool t32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;
     opa.resize((size_t)m * k);
     opb.resize((size_t)n * k);
     for (int i = 0; i < m; i++)
         for (int l = 0; l < k; l++) {
-            float a = ta == CUBLAS_OP_N ? A[i + (size_t)l * lda] : A[l + (size_t)i * lda];
+            float a = operand(A, ta == CUBLAS_OP_N ? i + (size_t)l * lda : l + (size_t)i * lda, esz);
             opa[(size_t)i * k + l] = t32 ? tf32(a) : a;
         }
     for (int j = 0; j < n; j++)
         for (int l = 0; l < k; l++) {
-            float b = tb == CUBLAS_OP_N ? B[l + (size_t)j * ldb] : B[j + (size_t)l * ldb];
+            float b = operand(B, tb == CUBLAS_OP_N ? l + (size_t)j * ldb : j + (size_t)l * ldb, esz);
             opb[(size_t)j * k + l] = t32 ? tf32(b) : b;
         }
     for (int j = 0; j < n; j++) {
@@ -1274,10 +1472,10 @@ static void gemm_ref(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t t
 }
 
 static cublasStatus_t gemm_checked(const char *what, cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
-                                   int m, int n, int k, const float *alpha, const float *A, int lda, const float *B,
+                                   int m, int n, int k, const float *alpha, const void *A, int lda, const void *B,
                                    int ldb, const float *beta, float *C, int ldc, int batch,
                                    const float *const *Ap, const float *const *Bp, float *const *Cp, long long sa,
-                                   long long sb, long long sc)
+                                   long long sb, long long sc, size_t esz = sizeof(float))
 {
     if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
     if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T) || m < 0 || n < 0 ||
@@ -1290,21 +1488,28 @@ static cublasStatus_t gemm_checked(const char *what, cublasHandle_t h, cublasOpe
     const size_t ea = ta == CUBLAS_OP_N ? span(m, k, lda) : span(k, m, lda);
     const size_t eb = tb == CUBLAS_OP_N ? span(k, n, ldb) : span(n, k, ldb);
     const size_t ec = span(m, n, ldc);
-    char w[128];
-    for (int b = 0; b < batch; b++) {
-        const float *a = Ap ? Ap[b] : A + b * sa, *bb = Bp ? Bp[b] : B + b * sb;
-        float *c = Cp ? Cp[b] : C + b * sc;
-        if (k) {
-            snprintf(w, sizeof w, "%s: matrix A of batch %d (%zu elements)", what, b, ea);
-            require_device(a, ea * sizeof(float), w);
-            snprintf(w, sizeof w, "%s: matrix B of batch %d (%zu elements)", what, b, eb);
-            require_device(bb, eb * sizeof(float), w);
+    // captured: alpha, beta (host pointer mode) and the math mode as they are
+    // now, the matrices (and pointer arrays) read at each replay, as on a GPU
+    const cublasContext now = *h;
+    auto exec = [=] {
+        char w[160];
+        for (int b = 0; b < batch; b++) {
+            const void *a = Ap ? (const void *)Ap[b] : (const unsigned char *)A + b * sa * (long long)esz;
+            const void *bb = Bp ? (const void *)Bp[b] : (const unsigned char *)B + b * sb * (long long)esz;
+            float *c = Cp ? Cp[b] : C + b * sc;
+            if (k) {
+                snprintf(w, sizeof w, "%s: matrix A of batch %d (%zu elements)", what, b, ea);
+                require_device(a, ea * esz, w);
+                snprintf(w, sizeof w, "%s: matrix B of batch %d (%zu elements)", what, b, eb);
+                require_device(bb, eb * esz, w);
+            }
+            snprintf(w, sizeof w, "%s: matrix C of batch %d (%zu elements)", what, b, ec);
+            require_device(c, ec * sizeof(float), w);
+            gemm_ref(&now, ta, tb, m, n, k, al, a, lda, bb, ldb, esz, be, c, ldc);
         }
-        snprintf(w, sizeof w, "%s: matrix C of batch %d (%zu elements)", what, b, ec);
-        require_device(c, ec * sizeof(float), w);
-        gemm_ref(h, ta, tb, m, n, k, al, a, lda, bb, ldb, be, c, ldc);
-    }
-    check_redzones(what);
+        check_redzones(what);
+    };
+    if (!capture_op(h->stream, exec)) exec();
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -1339,10 +1544,42 @@ cublasStatus_t cublasSgemmBatched(cublasHandle_t h, cublasOperation_t ta, cublas
                         ldc, batch, A, B, C, 0, 0, 0);
 }
 
+// The types GemmEx emulates: A and B both CUDA_R_32F or both CUDA_R_16BF
+// (esz: their element size), C CUDA_R_32F, CUBLAS_COMPUTE_32F; 0 else.
+static size_t gemm_ex_esz(cudaDataType_t at, cudaDataType_t bt, cudaDataType_t ct, cublasComputeType_t compute)
+{
+    if (at != bt || ct != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F) return 0;
+    return at == CUDA_R_32F ? 4 : at == CUDA_R_16BF ? 2 : 0;
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType_t Atype, int lda, const void *B,
+                            cudaDataType_t Btype, int ldb, const void *beta, void *C, cudaDataType_t Ctype, int ldc,
+                            cublasComputeType_t compute, cublasGemmAlgo_t)
+{
+    const size_t esz = gemm_ex_esz(Atype, Btype, Ctype, compute);
+    if (!esz) return CUBLAS_STATUS_NOT_SUPPORTED;
+    return gemm_checked("cublasGemmEx", h, ta, tb, m, n, k, (const float *)alpha, A, lda, B, ldb,
+                        (const float *)beta, (float *)C, ldc, 1, nullptr, nullptr, nullptr, 0, 0, 0, esz);
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                          int k, const void *alpha, const void *A, cudaDataType_t Atype, int lda,
+                                          long long sa, const void *B, cudaDataType_t Btype, int ldb, long long sb,
+                                          const void *beta, void *C, cudaDataType_t Ctype, int ldc, long long sc,
+                                          int batch, cublasComputeType_t compute, cublasGemmAlgo_t)
+{
+    const size_t esz = gemm_ex_esz(Atype, Btype, Ctype, compute);
+    if (!esz) return CUBLAS_STATUS_NOT_SUPPORTED;
+    return gemm_checked("cublasGemmStridedBatchedEx", h, ta, tb, m, n, k, (const float *)alpha, A, lda, B, ldb,
+                        (const float *)beta, (float *)C, ldc, batch, nullptr, nullptr, nullptr, sa, sb, sc, esz);
+}
+
 cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t ta, int m, int n, const float *alpha, const float *A,
                            int lda, const float *x, int incx, const float *beta, float *y, int incy)
 {
     if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (capturing(h->stream)) return CUBLAS_STATUS_NOT_SUPPORTED; // not emulated in a capture
     if (m < 0 || n < 0 || lda < std::max(1, m) || !incx || !incy) return CUBLAS_STATUS_INVALID_VALUE;
     if (!m || !n) return CUBLAS_STATUS_SUCCESS;
     if (incx < 0 || incy < 0) return CUBLAS_STATUS_NOT_SUPPORTED; // not emulated
@@ -1368,6 +1605,7 @@ cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t ta, int m, int n,
 cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const float *x, int incx, float *y, int incy)
 {
     if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (capturing(h->stream)) return CUBLAS_STATUS_NOT_SUPPORTED; // not emulated in a capture
     if (n <= 0) return CUBLAS_STATUS_SUCCESS;
     if (incx <= 0 || incy <= 0) return CUBLAS_STATUS_NOT_SUPPORTED;
     const float al = scalar(h, alpha, "cublasSaxpy");
@@ -1380,6 +1618,7 @@ cublasStatus_t cublasSaxpy(cublasHandle_t h, int n, const float *alpha, const fl
 cublasStatus_t cublasSscal(cublasHandle_t h, int n, const float *alpha, float *x, int incx)
 {
     if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (capturing(h->stream)) return CUBLAS_STATUS_NOT_SUPPORTED; // not emulated in a capture
     if (n <= 0) return CUBLAS_STATUS_SUCCESS;
     if (incx <= 0) return CUBLAS_STATUS_NOT_SUPPORTED;
     const float al = scalar(h, alpha, "cublasSscal");

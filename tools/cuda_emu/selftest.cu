@@ -7,6 +7,8 @@
 
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <string.h>
 
 #include <vector>
 
@@ -240,6 +242,171 @@ Test(cuda_emu, cublas_sgemm_reference)
     cublasDestroy(h);
 }
 
+// bf16 conversions: round to nearest, ties to even, canonical NaN; and
+// cublasGemmEx / cublasGemmStridedBatchedEx on bf16 A and B: exactly the
+// fp32 reference on the bf16 values (a bf16 is a float's top half); types
+// it does not emulate are CUBLAS_STATUS_NOT_SUPPORTED.
+static uint32_t bf16_bits_of(uint32_t f)
+{
+    float x;
+    memcpy(&x, &f, 4);
+    return (uint32_t)__float2bfloat16_rn(x).__x;
+}
+
+Test(cuda_emu, bf16_rounding_and_gemm_ex)
+{
+    cr_expect_eq(bf16_bits_of(0x3f808000u), 0x3f80u, "a tie to the even 1");
+    cr_expect_eq(bf16_bits_of(0x3f818000u), 0x3f82u, "a tie to the even neighbour above");
+    cr_expect_eq(bf16_bits_of(0x3f808001u), 0x3f81u, "above a tie: up");
+    cr_expect_eq(bf16_bits_of(0xbf807fffu), 0xbf80u, "below a tie: down, by magnitude");
+    cr_expect_eq(bf16_bits_of(0x7f7fffffu), 0x7f80u, "FLT_MAX overflows to infinity");
+    cr_expect_eq(bf16_bits_of(0x00018000u), 0x0002u, "a subnormal tie: to even");
+    cr_expect_eq(bf16_bits_of(0xffc00001u), 0x7fffu, "NaN: the canonical NaN");
+    cr_expect_eq(bf16_bits_of(0xff800000u), 0xff80u, "-infinity stays");
+    __nv_bfloat16 b;
+    b.__x = 0x3fc1u;
+    cr_expect_eq(__bfloat162float(b), 1.5078125f);
+
+    cublasHandle_t h;
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    const int m = 3, n = 2, k = 5, batch = 2;
+    std::vector<__nv_bfloat16> A(m * k * batch), B(k * n * batch);
+    std::vector<float> Af(A.size()), Bf(B.size());
+    for (size_t i = 0; i < A.size(); i++) A[i] = __float2bfloat16_rn(0.1f * (float)i - 1.3f), Af[i] = __bfloat162float(A[i]);
+    for (size_t i = 0; i < B.size(); i++) B[i] = __float2bfloat16_rn(0.37f * (float)i - 2), Bf[i] = __bfloat162float(B[i]);
+    __nv_bfloat16 *dA = dev<__nv_bfloat16>(A.size()), *dB = dev<__nv_bfloat16>(B.size());
+    float *dAf = dev<float>(Af.size()), *dBf = dev<float>(Bf.size());
+    float *dC = dev<float>((size_t)m * n * batch), *dR = dev<float>((size_t)m * n * batch);
+    CK(cudaMemcpy(dA, A.data(), A.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dB, B.data(), B.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dAf, Af.data(), Af.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dBf, Bf.data(), Bf.size() * 4, cudaMemcpyHostToDevice));
+    const float one = 1, zero = 0;
+    cr_assert_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, CUDA_R_16BF, m, dB, CUDA_R_16BF, k, &zero,
+                              dC, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dAf, m, dBf, k, &zero, dR, m),
+                 CUBLAS_STATUS_SUCCESS);
+    std::vector<float> c = host(dC, (size_t)m * n), r = host(dR, (size_t)m * n);
+    for (int i = 0; i < m * n; i++) cr_expect_eq(c[i], r[i], "GemmEx element %d", i);
+    cr_assert_eq(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, dA, CUDA_R_16BF, k, m * k, dB,
+                                            CUDA_R_16BF, k, k * n, &zero, dC, CUDA_R_32F, m, m * n, batch,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasSgemmStridedBatched(h, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, dAf, k, m * k, dBf, k, k * n,
+                                           &zero, dR, m, m * n, batch),
+                 CUBLAS_STATUS_SUCCESS);
+    c = host(dC, (size_t)m * n * batch);
+    r = host(dR, (size_t)m * n * batch);
+    for (int i = 0; i < m * n * batch; i++) cr_expect_eq(c[i], r[i], "GemmStridedBatchedEx element %d", i);
+    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, CUDA_R_16BF, m, dBf, CUDA_R_32F, k, &zero,
+                              dC, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 CUBLAS_STATUS_NOT_SUPPORTED, "mixed A and B types");
+    cr_expect_eq(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &one, dA, CUDA_R_16BF, m, dB, CUDA_R_16BF, k, &zero,
+                              dC, CUDA_R_16BF, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 CUBLAS_STATUS_NOT_SUPPORTED, "a bf16 C");
+    cublasDestroy(h);
+}
+
+__global__ void write_kernel_for_capture(float *x)
+{
+    x[threadIdx.x] = 1;
+}
+
+// ---- stream capture and graph replay --------------------------------------------
+
+__global__ void axpy_from_device_kernel(float *y, const float *x, const float *a, float b, int n)
+{
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    __syncwarp(); // the default mask (a macro with no argument)
+    if (i < n) y[i] += *a * x[i] + b;
+}
+
+// Copy, memset, kernel and gemm recorded on a capturing stream run only at
+// cudaGraphLaunch, each time, with the arguments of the capture and the
+// memory's contents of the replay (the scalar *a is uploaded before each).
+Test(cuda_emu, captured_work_runs_at_each_replay_not_at_capture)
+{
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cublasHandle_t h;
+    cr_assert_eq(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    cr_assert_eq(cublasSetStream(h, s), CUBLAS_STATUS_SUCCESS);
+    const int n = 40;
+    float *x = dev<float>(n), *y = dev<float>(n), *a = dev<float>(1), *g = dev<float>(4);
+    float hx[n], staged[n];
+    for (int i = 0; i < n; i++) hx[i] = (float)(i + 1);
+    CK(cudaMemcpy(x, hx, sizeof hx, cudaMemcpyHostToDevice));
+    cudaStreamCaptureStatus status;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    CK(cudaStreamIsCapturing(s, &status));
+    cr_assert_eq(status, cudaStreamCaptureStatusActive);
+    for (int i = 0; i < n; i++) staged[i] = 0.5f;
+    CK(cudaMemcpyAsync(y, staged, sizeof staged, cudaMemcpyHostToDevice, s)); // read at replay
+    axpy_from_device_kernel<<<2, 32, 0, s>>>(y, x, a, 1.0f, n);
+    CK(cudaGetLastError());
+    CK(cudaMemsetAsync(g, 0, 4 * sizeof(float), s));
+    const float one = 1, zero = 0;
+    // g (1x1) = y (1xn) . x (n): column-major 1 x n times n x 1
+    cr_assert_eq(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, n, &one, y, 1, x, n, &zero, g, 1),
+                 CUBLAS_STATUS_SUCCESS);
+    cudaGraph_t graph;
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaStreamIsCapturing(s, &status));
+    cr_assert_eq(status, cudaStreamCaptureStatusNone);
+    std::vector<float> before = host(y, n);
+    cr_assert_eq(before[0], 0.0f, "the capture ran the copy (y[0] = %g)", before[0]);
+    cudaGraphExec_t exec;
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    CK(cudaGraphDestroy(graph)); // the instance keeps its own copy
+    for (int replay = 1; replay <= 3; replay++) {
+        const float av = (float)replay;
+        CK(cudaMemcpyAsync(a, &av, sizeof av, cudaMemcpyHostToDevice, s));
+        for (int i = 0; i < n; i++) staged[i] = (float)replay; // the pinned source changes between replays
+        CK(cudaGraphLaunch(exec, s));
+        CK(cudaStreamSynchronize(s));
+        std::vector<float> hy = host(y, n), hg = host(g, 1);
+        double dot = 0;
+        for (int i = 0; i < n; i++) {
+            const float want = (float)replay + av * hx[i] + 1.0f;
+            cr_expect_eq(hy[i], want, "replay %d: y[%d] = %g, want %g", replay, i, hy[i], want);
+            dot += (double)want * hx[i];
+        }
+        cr_expect_eq(hg[0], (float)dot, "replay %d: gemm %g, want %g", replay, hg[0], (double)(float)dot);
+    }
+    CK(cudaGraphExecDestroy(exec));
+    CK(cudaFree(x));
+    CK(cudaFree(y));
+    CK(cudaFree(a));
+    CK(cudaFree(g));
+    cublasDestroy(h);
+    CK(cudaStreamDestroy(s));
+}
+
+// A wait for the device, or an allocation, inside a capture fails the call
+// and invalidates the capture, as on a GPU; the stream captures again after.
+Test(cuda_emu, a_sync_or_allocation_in_a_capture_invalidates_it)
+{
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    float *y = dev<float>(32);
+    cudaGraph_t graph;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    write_kernel_for_capture<<<1, 32, 0, s>>>(y);
+    cr_expect_eq(cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);
+    cr_expect_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    cr_expect_eq(graph, nullptr);
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    void *p = nullptr;
+    cr_expect_eq(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+    cr_expect_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    (void)cudaGetLastError();
+    std::vector<float> hy = host(y, 32);
+    cr_expect_eq(hy[0], 0.0f, "an invalidated capture ran its kernel");
+    CK(cudaFree(y));
+    CK(cudaStreamDestroy(s));
+}
+
 // ---- misuse: each stops the program with a message ---------------------------------
 
 __global__ void divergent_barrier_kernel(float *x)
@@ -366,6 +533,22 @@ Test(cuda_emu_misuse, gemm_matrix_past_its_allocation, .signal = SIGABRT)
     float *a = dev<float>(12), *b = dev<float>(12), *c = dev<float>(11);
     const float one = 1, zero = 0;
     cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 3, 4, 4, &one, a, 3, b, 4, &zero, c, 3); // C needs 12
+}
+
+// Pointers of a captured launch are checked again at each replay.
+Test(cuda_emu_misuse, graph_replay_after_its_memory_was_freed, .signal = SIGABRT)
+{
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    float *d = dev<float>(32);
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    write_kernel_for_capture<<<1, 32, 0, s>>>(d);
+    CK(cudaStreamEndCapture(s, &graph));
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    CK(cudaFree(d));
+    cudaGraphLaunch(exec, s);
 }
 
 Test(cuda_emu_misuse, free_of_an_interior_pointer, .signal = SIGABRT)

@@ -2,6 +2,9 @@
 // kernels/cuda, as reference loops in double (emu_rt.cpp). With
 // CUBLAS_TF32_TENSOR_OP_MATH the operands are first rounded to TF32 (10-bit
 // mantissas), as tensor cores read them; the accumulation stays exact.
+// cublasGemmEx / cublasGemmStridedBatchedEx take A and B as CUDA_R_32F or
+// CUDA_R_16BF (read exactly: a bf16 is a float's top half), C as
+// CUDA_R_32F and CUBLAS_COMPUTE_32F; other types are CUBLAS_STATUS_NOT_SUPPORTED.
 // Pointer checks: every matrix must lie inside one device allocation.
 #ifndef SB_CUBLAS_EMU_H
 #define SB_CUBLAS_EMU_H
@@ -29,6 +32,12 @@ typedef enum {
     CUBLAS_TF32_TENSOR_OP_MATH = 3,
 } cublasMath_t;
 
+// library_types.h and cublas_api.h values (those the emulator knows)
+typedef enum cudaDataType_t { CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14 } cudaDataType;
+typedef cudaDataType cudaDataType_t;
+typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 } cublasComputeType_t;
+typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
+
 cublasStatus_t cublasCreate(cublasHandle_t *h);
 cublasStatus_t cublasDestroy(cublasHandle_t h);
 cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
@@ -48,6 +57,16 @@ cublasStatus_t cublasSgemmBatched(cublasHandle_t h, cublasOperation_t ta, cublas
                                   int n, int k, const float *alpha, const float *const A[], int lda,
                                   const float *const B[], int ldb, const float *beta, float *const C[],
                                   int ldc, int batch);
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType_t Atype, int lda, const void *B,
+                            cudaDataType_t Btype, int ldb, const void *beta, void *C, cudaDataType_t Ctype,
+                            int ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo);
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                                          int n, int k, const void *alpha, const void *A, cudaDataType_t Atype,
+                                          int lda, long long sa, const void *B, cudaDataType_t Btype, int ldb,
+                                          long long sb, const void *beta, void *C, cudaDataType_t Ctype, int ldc,
+                                          long long sc, int batch, cublasComputeType_t compute,
+                                          cublasGemmAlgo_t algo);
 cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t ta, int m, int n, const float *alpha,
                            const float *A, int lda, const float *x, int incx, const float *beta, float *y,
                            int incy);
