@@ -134,6 +134,62 @@ Test(cuda_ops_rnn, slstm_3x17x5_h1) { kc_cell_run(KC_SLSTM, 3, 17, 5, 1, 822); }
 Test(cuda_ops_rnn, slstm_2x9x12_h4) { kc_cell_run(KC_SLSTM, 2, 9, 12, 4, 823); }
 Test(cuda_ops_rnn, slstm_5x65x64_h4) { kc_cell_run(KC_SLSTM, 5, 65, 64, 4, 824); }
 Test(cuda_ops_rnn, slstm_9x33x96_h3) { kc_cell_run(KC_SLSTM, 9, 33, 96, 3, 825); }
+/* The persistent kernels (kernels/cuda/rnn_persist.cu) run when a head's R
+ * (G Dh Dh floats) fits in shared memory (227 KiB here, as on sm_90), in
+ * batch slices of 128 / Dh rows; past that the per-step gemm path runs.
+ * The sizes above all take the persistent path; below: slices that leave a
+ * remainder (B 9 in 4 + 4 + 1 rows, B 19 in 18 + 1), odd Dh with H > 1,
+ * one row per block (Dh > 128), the largest R that fits and the smallest
+ * that does not (the per-step path, H 1 and H > 1); elman's Dh 240 runs the
+ * persistent forward and the per-step backward (whose rows need 3 Dh
+ * floats beside R, the forward's 2 Dh). Each path was checked to be taken
+ * by perturbing its output. */
+Test(cuda_ops_rnn, gru_9x7x96_h3) { kc_cell_run(KC_GRU, 9, 7, 96, 3, 815); }
+Test(cuda_ops_rnn, gru_19x11x21_h3) { kc_cell_run(KC_GRU, 19, 11, 21, 3, 816); }
+Test(cuda_ops_rnn, elman_19x5x35_h5) { kc_cell_run(KC_ELMAN, 19, 5, 35, 5, 805); }
+Test(cuda_ops_rnn, slstm_19x6x26_h2) { kc_cell_run(KC_SLSTM, 19, 6, 26, 2, 826); }
+Test(cuda_ops_rnn, elman_3x6x240_h1) { kc_cell_run(KC_ELMAN, 3, 6, 240, 1, 806); }
+Test(cuda_ops_rnn, elman_3x6x241_h1) { kc_cell_run(KC_ELMAN, 3, 6, 241, 1, 807); }
+Test(cuda_ops_rnn, gru_2x5x138_h1) { kc_cell_run(KC_GRU, 2, 5, 138, 1, 817); }
+Test(cuda_ops_rnn, gru_2x5x139_h1) { kc_cell_run(KC_GRU, 2, 5, 139, 1, 818); }
+Test(cuda_ops_rnn, slstm_2x5x119_h1) { kc_cell_run(KC_SLSTM, 2, 5, 119, 1, 827); }
+Test(cuda_ops_rnn, slstm_2x5x256_h2) { kc_cell_run(KC_SLSTM, 2, 5, 256, 2, 828); }
+Test(cuda_ops_rnn, slstm_3x1x96_h3) { kc_cell_run(KC_SLSTM, 3, 1, 96, 3, 829); }
+
+/* ---- lstm (H 1, R (4d, d)): the persistent forward up to d 120 ------------ */
+
+static void kc_lstm_run(int B, int T, int d, uint64_t seed)
+{
+    xt_require_gpu();
+    char what[96];
+    snprintf(what, sizeof what, "lstm B=%d T=%d d=%d", B, T, d);
+    announce(what, seed);
+    const size_t G = 4 * (size_t)d, nh = (size_t)B * T * d, ng = (size_t)B * T * G;
+    const double tol = xt_tol_gemm(tol_sum((double)T * G));
+    const double rs = 1 / sqrt((double)d);
+    xt gx = xt_rand(ng, -1, 1, seed), R = xt_rand(G * d, -rs, rs, seed + 1);
+    xt h = xt_poison(nh), c = xt_poison(nh), gates = xt_poison(ng);
+    BOTH(lstm_forward(XF(h), XF(c), XF(gates), XF(gx), XF(R), B, T, d));
+    xt_expect("lstm h", &h, tol);
+    xt_expect("lstm c", &c, tol);
+    xt_expect("lstm gates", &gates, tol);
+    xt dh = xt_rand(nh, -1, 1, seed + 2), dgx = xt_rand(ng, -1, 1, seed + 3),
+       dR = xt_rand(G * d, -1, 1, seed + 4);
+    xt scratch = xt_poison(max_len(lstm_scratch_len(B, d), cuda_lstm_scratch_len(B, d)));
+    BOTH(lstm_backward(XF(dgx), XF(dR), XF(scratch), XF(dh), XF(h), XF(c), XF(gates), XF(R), B, T, d));
+    xt_expect("lstm dgx", &dgx, tol);
+    xt_expect("lstm dR", &dR, xt_tol_gemm(tol_sum((double)T * G + (double)B * T)));
+    FREE_ALL(&gx, &R, &h, &c, &gates, &dh, &dgx, &dR, &scratch);
+}
+
+Test(cuda_ops_rnn, lstm_1x1x1) { kc_lstm_run(1, 1, 1, 891); }
+Test(cuda_ops_rnn, lstm_19x9x7) { kc_lstm_run(19, 9, 7, 892); }
+Test(cuda_ops_rnn, lstm_3x7x120) { kc_lstm_run(3, 7, 120, 893); }
+Test(cuda_ops_rnn, lstm_3x7x121) { kc_lstm_run(3, 7, 121, 894); }
+/* the persistent backward (one block, R and dR on chip: 8 d^2 + 10 B d
+ * floats) up to B 8 at d 80; B 9 takes the per-step backward */
+Test(cuda_ops_rnn, lstm_8x5x80) { kc_lstm_run(8, 5, 80, 895); }
+Test(cuda_ops_rnn, lstm_9x5x80) { kc_lstm_run(9, 5, 80, 896); }
 
 /* ---- gates of the diagonal recurrences ------------------------------------ */
 

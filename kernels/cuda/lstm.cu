@@ -1,4 +1,13 @@
-// lstm.cu: CUDA LSTM over a sequence: per step one cuBLAS gemm for R h_{t-1}, then one fused pointwise kernel.
+// lstm.cu: CUDA LSTM over a sequence: one persistent kernel with R on chip when it fits (rnn_persist.cu), else per step one cuBLAS gemm for R h_{t-1}, then one fused pointwise kernel.
+//
+// Paths: the forward runs as one launch of rnn_persist.cu's kernel (R, 4 d^2
+// floats, in shared memory, blocks over batch slices, all T steps inside)
+// when R and a row's state fit in the device's opt-in shared memory (d <=
+// 120 with 227 KiB, sm_90; d <= 101 with 163 KiB, sm_80); the backward as
+// one single-block launch with R and dR in shared memory when 8 d^2 + 10 B d
+// floats fit (d = 64: B <= 39 on sm_90). Otherwise, and for larger d, the
+// per-step path below (2 launches a step forward, 3 backward). Both paths
+// write and read the same caches.
 //
 // Semantics and caches are those of kernels/cpu/lstm.c (see ops.h): gx (B,T,4d)
 // precomputed, gate order i, f, g, o; gates caches the activated s(i), s(f),
@@ -11,6 +20,7 @@
 // is, to cuBLAS, its (cols, rows) transpose with leading dimension ld.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "rnn_persist.h"
 
 #include <type_traits>
 
@@ -54,6 +64,7 @@ void cuda_lstm_forward(real *h, real *c, real *gates, const real *gx, const real
 {
     // h,c (B,T,d), gates,gx (B,T,4d), R (4d,d)
     if (B < 1 || T < 1 || d < 1) return;
+    if (rnn_persist_forward(RP_LSTM, h, c, nullptr, gates, gx, R, B, T, d, 1)) return;
     const int G = 4 * d;
     const float one = 1.0f, zero = 0.0f;
     cudaStream_t st = sb_cuda_stream();
@@ -111,6 +122,7 @@ void cuda_lstm_backward(real *dgx, real *dR, real *scratch, const real *dh,
 {
     // dgx,gates (B,T,4d), dR,R (4d,d), dh,h,c (B,T,d), scratch (6 B d)
     if (B < 1 || T < 1 || d < 1) return;
+    if (rnn_persist_lstm_backward(dgx, dR, dh, h, c, gates, R, B, T, d)) return;
     const int G = 4 * d;
     const float one = 1.0f, zero = 0.0f;
     cudaStream_t st = sb_cuda_stream();

@@ -1,4 +1,14 @@
-// rnn_cell.cu: CUDA elman, gru and slstm over a sequence with block-diagonal R over heads: per step one strided-batched cuBLAS gemm (a head per batch entry) for R h_{t-1}, then one fused pointwise kernel.
+// rnn_cell.cu: CUDA elman, gru and slstm over a sequence with block-diagonal R over heads: one persistent kernel with each head's R on chip when it fits (rnn_persist.cu), else per step one strided-batched cuBLAS gemm (a head per batch entry) for R h_{t-1}, then one fused pointwise kernel.
+//
+// Paths: when a head's R (G Dh Dh floats) and one batch row's state fit in
+// the device's opt-in shared memory, forward and backward each run as one
+// launch of rnn_persist.cu (a block per head and batch slice loops over all
+// T steps with R in shared memory; with 227 KiB, sm_90: slstm Dh <= 119,
+// gru <= 138, elman <= 240 forward and 239 backward). The persistent
+// backward writes the same drh as the per-step one, so dR stays the one
+// gemm per head at the end (rnn_dR). Otherwise the per-step path below runs
+// (2 launches a step). Both write and read the same caches; the persistent
+// kernels use no scratch of their own beyond drh.
 //
 // Semantics and caches are those of kernels/cpu/rnn_cell.c (see ops.h): gx
 // (B,T,G d) gate-major (gate g of unit u at g d + u), R (H, G Dh, Dh), gru's
@@ -17,6 +27,7 @@
 // is, to cuBLAS, its (cols, rows) transpose with leading dimension ld.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "rnn_persist.h"
 
 #include <type_traits>
 
@@ -277,6 +288,7 @@ void cuda_elman_forward(real *h, real *scratch, const real *gx, const real *R, i
 {
     // h, gx (B,T,d), R (H,Dh,Dh)
     if (rnn_empty(B, T, d, H)) return;
+    if (rnn_persist_forward(RP_ELMAN, h, nullptr, nullptr, nullptr, gx, R, B, T, d, H)) return;
     cudaStream_t st = sb_cuda_stream();
     const unsigned grid = sb_grid((size_t)B * d, SB_BLOCK);
     float *rh = scratch; // (B,d)
@@ -295,6 +307,10 @@ void cuda_elman_backward(real *dgx, real *dR, real *scratch, const real *dh, con
     cudaStream_t st = sb_cuda_stream();
     const unsigned grid = sb_grid((size_t)B * d, SB_BLOCK);
     float *drh = scratch;                        // (B,T,d)
+    if (rnn_persist_backward(RP_ELMAN, dgx, drh, dh, h, nullptr, nullptr, nullptr, R, B, T, d, H)) {
+        rnn_dR(dR, drh, h, B, T, d, 1, H);
+        return;
+    }
     float *carry_h = drh + (size_t)B * T * d;    // (B,d)
     CUDA_CHECK(cudaMemsetAsync(carry_h, 0, (size_t)B * d * sizeof(float), st));
     for (int t = T - 1; t >= 0; t--) {
@@ -310,6 +326,7 @@ void cuda_gru_forward(real *h, real *gates, real *scratch, const real *gx, const
 {
     // h (B,T,d), gates (B,T,4d), gx (B,T,3d), R (H,3Dh,Dh)
     if (rnn_empty(B, T, d, H)) return;
+    if (rnn_persist_forward(RP_GRU, h, nullptr, nullptr, gates, gx, R, B, T, d, H)) return;
     cudaStream_t st = sb_cuda_stream();
     const unsigned grid = sb_grid((size_t)B * d, SB_BLOCK);
     float *rh = scratch; // (B,3d)
@@ -328,6 +345,10 @@ void cuda_gru_backward(real *dgx, real *dR, real *scratch, const real *dh, const
     cudaStream_t st = sb_cuda_stream();
     const unsigned grid = sb_grid((size_t)B * d, SB_BLOCK);
     float *drh = scratch;                         // (B,T,3d)
+    if (rnn_persist_backward(RP_GRU, dgx, drh, dh, h, nullptr, nullptr, gates, R, B, T, d, H)) {
+        rnn_dR(dR, drh, h, B, T, d, 3, H);
+        return;
+    }
     float *carry_h = drh + (size_t)B * T * 3 * d; // (B,d)
     CUDA_CHECK(cudaMemsetAsync(carry_h, 0, (size_t)B * d * sizeof(float), st));
     for (int t = T - 1; t >= 0; t--) {
@@ -344,6 +365,7 @@ void cuda_slstm_forward(real *h, real *c, real *n, real *gates, real *scratch, c
 {
     // h, c, n (B,T,d), gates (B,T,5d), gx (B,T,4d), R (H,4Dh,Dh)
     if (rnn_empty(B, T, d, H)) return;
+    if (rnn_persist_forward(RP_SLSTM, h, c, n, gates, gx, R, B, T, d, H)) return;
     cudaStream_t st = sb_cuda_stream();
     const unsigned grid = sb_grid((size_t)B * d, SB_BLOCK);
     float *rh = scratch;                 // (B,4d)
@@ -366,6 +388,10 @@ void cuda_slstm_backward(real *dgx, real *dR, real *scratch, const real *dh, con
     const unsigned grid = sb_grid((size_t)B * d, SB_BLOCK);
     const size_t Bd = (size_t)B * d;
     float *drh = scratch;                       // (B,T,4d)
+    if (rnn_persist_backward(RP_SLSTM, dgx, drh, dh, h, c, n, gates, R, B, T, d, H)) {
+        rnn_dR(dR, drh, h, B, T, d, 4, H);
+        return;
+    }
     float *carry_h = drh + (size_t)T * 4 * Bd;  // (B,d) x3: h, c, n
     float *carry_c = carry_h + Bd, *carry_n = carry_c + Bd;
     CUDA_CHECK(cudaMemsetAsync(carry_h, 0, 3 * Bd * sizeof(float), st));
