@@ -825,7 +825,10 @@ static int plot_throughput(const plot_options *o, sb_db *db)
 {
     char err[512];
     grp_filter filter = {.source = GRP_SOURCE_BENCH, .any_experiment = 1, .any_task = 1, .sel = &o->sel,
-                         .exclude = {"$.direction", "$.params"}};
+                         /* the bench's measurements, not its configuration: rows
+                            that differ only in them are the same config measured again */
+                         .exclude = {"$.direction", "$.params", "$.gemm_gflops", "$.mfu", "$.mfu_peak", "$.load",
+                                     "$.graphs", "$.kind"}};
     int64_t selected = 0, total = 0;
     grp_filter everything = {.source = GRP_SOURCE_BENCH};
     if (groups_count_selected(db, &everything, NULL, &total, NULL, err, sizeof err) ||

@@ -281,7 +281,7 @@ static char *exclude_json(const grp_filter *f)
     json_buf j;
     json_init(&j);
     json_array_begin(&j);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < GRP_MAX_EXCLUDE; i++)
         if (f->exclude[i]) json_string(&j, f->exclude[i]);
     if (f->sel && f->sel->best_over[0]) json_string(&j, f->sel->best_over);
     json_array_end(&j);

@@ -38,6 +38,8 @@ int groups_set_range(const char *cmd, const char *text, grp_selection *s);
 
 enum { GRP_SOURCE_RUNS, GRP_SOURCE_BENCH };
 
+#define GRP_MAX_EXCLUDE 10
+
 typedef struct {
     int source; /* GRP_SOURCE_RUNS, or GRP_SOURCE_BENCH: the bench table (below) */
     const char *experiment; /* compared with IS, so NULL selects runs without one */
@@ -47,7 +49,8 @@ typedef struct {
     int all_status;         /* 0: only runs with status done */
     const char *metric;     /* scaled_acc | token_acc | seq_acc | loss | plain_token_acc */
     const grp_selection *sel; /* NULL: no --where / --by / --best-over / --range */
-    const char *exclude[4]; /* JSON paths never used in automatic labels (a report's axes); NULL = none */
+    const char *exclude[GRP_MAX_EXCLUDE]; /* JSON paths never used in automatic labels (a report's axes, a
+                                           bench row's measurements); NULL = none */
     const char *exclude_prefix; /* paths that start with it never used in automatic labels; NULL = none */
 } grp_filter;
 

@@ -1145,3 +1145,36 @@ Test(plot, gnuplot_failure_shows_its_output)
     cr_expect(strstr(c.err, "allowed: lengthgen, heatmap, curves, throughput") != NULL, "stderr: %s", c.err);
     captured_free(&c);
 }
+
+/* `bench` records its measurements (the ceiling, MFU, load, graphs) in each
+ * row's config: rows that differ only in those are the same configuration
+ * measured again, one group, never labelled by a measurement. */
+Test(plot, throughput_groups_ignore_the_benchs_measurements)
+{
+    make_db();
+    char err[512];
+    sb_db *db = db_open(db_path, err, sizeof err);
+    cr_assert_not_null(db, "%s", err);
+    static const char *const configs[] = {
+        "{\"kind\":\"step\",\"d_model\":32,\"heads\":4,\"layers\":2,\"params\":1000,\"threads\":2,"
+        "\"gemm_gflops\":140.5,\"mfu\":0.4012,\"mfu_peak\":150.0,\"load\":0.50,\"graphs\":0}",
+        "{\"kind\":\"step\",\"d_model\":32,\"heads\":4,\"layers\":2,\"params\":1000,\"threads\":2,"
+        "\"gemm_gflops\":88.1,\"mfu\":0.3511,\"mfu_peak\":171.2,\"load\":1.75,\"graphs\":0}"};
+    const double tps[] = {1000, 3000};
+    for (int i = 0; i < 2; i++) {
+        db_bench_row row = {.mixer = "lstm", .config = configs[i], .device = "cpu", .direction = "train",
+                            .n = 16, .batch = 8, .tokens_per_s = tps[i], .ms = 1};
+        cr_assert_eq(db_add_bench(db, &row), 0, "%s", db_errmsg(db));
+    }
+    db_close(db);
+    char out_dir[160];
+    snprintf(out_dir, sizeof out_dir, "%s/figs", tmp_dir);
+    captured c = run_cmd(cmd_plot, (const char *[]){"plot", db_path, "--kind", "throughput", "--out", out_dir, NULL});
+    cr_assert_eq(c.rc, 0, "stderr: %s", c.err);
+    char *text = read_out(out_dir, "throughput.dat");
+    cr_expect(strstr(text, "# group: lstm\n") != NULL, "one unlabelled lstm group expected:\n%s", text);
+    cr_expect(strstr(text, "mfu") == NULL && strstr(text, "load") == NULL && strstr(text, "gemm") == NULL,
+              "a measurement in a label:\n%s", text);
+    free(text);
+    captured_free(&c);
+}

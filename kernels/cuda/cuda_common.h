@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-// Print "statebench: CUDA error at FILE:LINE: WHAT: MESSAGE" and exit 2.
+// Print "statebench: CUDA error at FILE:LINE: WHAT: MESSAGE" and exit 1 (a runtime failure, not bad input).
 // Defined in kernels/cuda/cuda_common.cu.
 void sb_cuda_fail(const char *file, int line, const char *what, const char *msg);
 

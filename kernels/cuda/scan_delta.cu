@@ -340,7 +340,7 @@ struct sd_shape {
     int rv;     // columns per thread in the backward
 };
 
-// Refuses (exit 2 through sb_cuda_fail) the sizes the kernels do not cover.
+// Refuses (exit 1 through sb_cuda_fail) the sizes the kernels do not cover.
 static sd_shape sd_plan(const char *op, int K, int V)
 {
     if (K < 1 || V < 1 || K > SD_MAX_KV || V > SD_MAX_KV) {

@@ -234,7 +234,7 @@ struct vs_shape {
     int rv;     // columns per thread in the backward
 };
 
-// Refuses (exit 2 through sb_cuda_fail) the sizes the kernels do not cover.
+// Refuses (exit 1 through sb_cuda_fail) the sizes the kernels do not cover.
 static vs_shape vs_plan(const char *op, int K, int V)
 {
     if (K < 1 || V < 1 || K > VS_MAX_KV || V > VS_MAX_KV) {
