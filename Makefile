@@ -195,7 +195,10 @@ $(EMU_DIR)/test_emu_self: $(EMU_DIR)/cu/tools/cuda_emu/selftest.o $(EMU_DIR)/emu
 	$(EMU_CXX) $(EMU_SAN) -o $@ $^ -lpthread -lcriterion
 test-cuda-emu: build/test_cuda_emu $(EMU_DIR)/test_emu_self
 	./$(EMU_DIR)/test_emu_self --jobs 2
+	CUDA_EMU_ORDER=reverse ./$(EMU_DIR)/test_emu_self --jobs 2 --filter 'cuda_emu/lane_order*'
 	OMP_WAIT_POLICY=passive ./build/test_cuda_emu --jobs 2
+	@echo "test-cuda-emu: again with each block's threads run in reverse order (races between barriers)"
+	CUDA_EMU_ORDER=reverse OMP_WAIT_POLICY=passive ./build/test_cuda_emu --jobs 2
 
 # A real sweep on a real single-node SLURM cluster (root: installs and starts
 # the daemons; otherwise prints SKIPPED).

@@ -54,6 +54,23 @@ static long env_long(const char *name, long fallback, long lo, long hi)
     return v;
 }
 
+// The order in which the lanes released together run (CUDA_EMU_ORDER): forward
+// (thread 0 first, the default) or reverse. A GPU runs them in any order, so a
+// kernel whose result depends on it has a race between barriers (a thread
+// reading shared memory that another writes before the next barrier); running
+// the tests both ways shows most of them.
+static bool reverse_order(void)
+{
+    static const int rev = [] {
+        const char *s = getenv("CUDA_EMU_ORDER");
+        if (!s || !*s || !strcmp(s, "forward")) return 0;
+        if (!strcmp(s, "reverse")) return 1;
+        fprintf(stderr, "cuda_emu: CUDA_EMU_ORDER=%s: expected forward or reverse\n", s);
+        exit(2);
+    }();
+    return rev;
+}
+
 // ---- fibers ---------------------------------------------------------------------
 
 #if defined(__x86_64__)
@@ -524,6 +541,7 @@ static void run_block(worker &w, dim3 bid)
     w.wdone.assign(w.nwarps, 0);
     w.runq.clear();
     for (unsigned i = 0; i < w.nthreads; i++) w.runq.push_back(&w.lanes[i]);
+    if (reverse_order()) std::reverse(w.runq.begin(), w.runq.end());
     for (;;) {
         w.rq_pos = 1;
         fiber_switch(w.main, enter(&w, w.runq[0])); // back when the round's last lane blocks or ends
@@ -536,6 +554,7 @@ static void run_block(worker &w, dim3 bid)
             describe_waits(w, d, sizeof d);
             fail("deadlock: %s", d);
         }
+        if (reverse_order()) std::reverse(w.runq.begin(), w.runq.end());
     }
     if (w.smem_bytes)
         for (size_t i = 0; i < SMEM_CANARY; i++)

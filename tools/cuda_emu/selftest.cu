@@ -49,6 +49,34 @@ Test(cuda_emu, three_d_indices_cover_the_grid_once)
     CK(cudaFree(d));
 }
 
+// A race on purpose: each thread writes its slot, then reads its neighbour's
+// without a barrier. Which value it sees depends on the order the lanes run
+// in, which CUDA_EMU_ORDER chooses: forward (thread 0 first) never sees the
+// neighbour's write, reverse always does.
+__global__ void racy_neighbour_kernel(int *out)
+{
+    __shared__ int s[64];
+    const int t = threadIdx.x;
+    s[t] = t + 1;
+    out[t] = t + 1 < (int)blockDim.x ? s[t + 1] : -1;
+}
+
+Test(cuda_emu, lane_order_follows_cuda_emu_order)
+{
+    const char *order = getenv("CUDA_EMU_ORDER");
+    const bool reverse = order && !strcmp(order, "reverse");
+    int *d = dev<int>(64);
+    racy_neighbour_kernel<<<1, 64>>>(d);
+    CK(cudaGetLastError());
+    std::vector<int> h = host(d, 64);
+    for (int t = 0; t + 1 < 64; t++)
+        if (reverse)
+            cr_expect_eq(h[t], t + 2, "reverse order: thread %d read %d, want its neighbour's write %d", t, h[t], t + 2);
+        else
+            cr_expect_neq(h[t], t + 2, "forward order: thread %d saw its neighbour's later write", t);
+    CK(cudaFree(d));
+}
+
 // Reverses a block's values through shared memory: needs the barrier.
 __global__ void reverse_kernel(float *x)
 {
