@@ -20,13 +20,12 @@
 // is, to cuBLAS, its (cols, rows) transpose with leading dimension ld.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "rnn_cells.cuh"
 #include "rnn_persist.h"
 
 #include <type_traits>
 
 static_assert(std::is_same<real, float>::value, "the CUDA backend is float only");
-
-__device__ __forceinline__ float lstm_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 // Step t, one thread per (b, j): gates_t = activations of gx_t (+ R h_{t-1},
 // already in gates_t when t > 0), then c_t and h_t.
@@ -47,8 +46,8 @@ __global__ void lstm_fwd_step_kernel(float *h, float *c, float *gates, const flo
             pg += a[2 * d + j];
             po += a[3 * d + j];
         }
-        const float ig = lstm_sigmoid(pi), fg = lstm_sigmoid(pf), gg = tanhf(pg),
-                    og = lstm_sigmoid(po);
+        const float ig = rnn_sigmoid(pi), fg = rnn_sigmoid(pf), gg = tanhf(pg),
+                    og = rnn_sigmoid(po);
         a[j] = ig;
         a[d + j] = fg;
         a[2 * d + j] = gg;
@@ -92,25 +91,20 @@ __global__ void lstm_bwd_step_kernel(float *dgx, float *dpre, const float *dh_ca
         const int b = (int)(idx / d), j = (int)(idx % d);
         const size_t g0 = ((size_t)b * T + t) * 4 * d, h0 = ((size_t)b * T + t) * d;
         const float *a = gates + g0;
-        const float ig = a[j], fg = a[d + j], gg = a[2 * d + j], og = a[3 * d + j];
-        const float tc = tanhf(c[h0 + j]);
-        const float dhj = dh[h0 + j] + dh_carry[idx];
-        const float dc = dc_carry[idx] + dhj * og * (1 - tc * tc);
-        const float di = dc * gg * ig * (1 - ig);
-        const float df = t > 0 ? dc * c[h0 - d + j] * fg * (1 - fg) : 0.0f;
-        const float dg = dc * ig * (1 - gg * gg);
-        const float dout = dhj * tc * og * (1 - og);
+        const rnn_lstm_grad l = rnn_lstm_cell_back(dh[h0 + j] + dh_carry[idx], dc_carry[idx], a[j], a[d + j],
+                                                   a[2 * d + j], a[3 * d + j], c[h0 + j],
+                                                   t > 0 ? c[h0 - d + j] : 0.0f, t > 0);
         float *dp = dpre + (size_t)b * 4 * d;
-        dp[j] = di;
-        dp[d + j] = df;
-        dp[2 * d + j] = dg;
-        dp[3 * d + j] = dout;
+        dp[j] = l.di;
+        dp[d + j] = l.df;
+        dp[2 * d + j] = l.dg;
+        dp[3 * d + j] = l.dout;
         float *dg_t = dgx + g0;
-        dg_t[j] += di;
-        dg_t[d + j] += df;
-        dg_t[2 * d + j] += dg;
-        dg_t[3 * d + j] += dout;
-        dc_carry[idx] = dc * fg;
+        dg_t[j] += l.di;
+        dg_t[d + j] += l.df;
+        dg_t[2 * d + j] += l.dg;
+        dg_t[3 * d + j] += l.dout;
+        dc_carry[idx] = l.cc;
     }
 }
 

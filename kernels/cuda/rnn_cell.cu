@@ -27,6 +27,7 @@
 // is, to cuBLAS, its (cols, rows) transpose with leading dimension ld.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "rnn_cells.cuh"
 #include "rnn_persist.h"
 
 #include <type_traits>
@@ -37,16 +38,6 @@ typedef enum { RNN_ELMAN, RNN_GRU, RNN_SLSTM } rnn_kind;
 
 static int rnn_gates(rnn_kind k) { return k == RNN_ELMAN ? 1 : k == RNN_GRU ? 3 : 4; }
 static int rnn_carries(rnn_kind k) { return k == RNN_SLSTM ? 3 : 1; }
-
-// The stabiliser before the first step (kernels/cpu/rnn_cell.c): so negative
-// that m_1 = i~ and the first forget gate is exactly 0.
-#define RNN_SLSTM_M_START (-1e30f)
-
-__device__ __forceinline__ float rnn_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ __forceinline__ float rnn_log_sigmoid(float x)
-{
-    return fminf(x, 0.0f) - log1pf(expf(-fabsf(x)));
-}
 
 // ---- forward steps: one thread per (b, u), u = hh Dh + j ------------------
 
@@ -73,14 +64,13 @@ __global__ void rnn_gru_fwd_kernel(float *h, float *gates, const float *rh, cons
         const float *rr = rh + b * 3 * d + (size_t)hh * 3 * Dh;
         const float rz = t > 0 ? rr[j] : 0.0f, rg = t > 0 ? rr[Dh + j] : 0.0f;
         const float rn = t > 0 ? rr[2 * Dh + j] : 0.0f;
-        const float z = rnn_sigmoid(x[u] + rz), rs = rnn_sigmoid(x[d + u] + rg);
-        const float nn = tanhf(x[2 * d + u] + rs * rn);
         const float hp = t > 0 ? h[(r - 1) * d + u] : 0.0f;
-        h[r * d + u] = (1.0f - z) * nn + z * hp;
+        const rnn_gru_out o = rnn_gru_cell(x[u], x[d + u], x[2 * d + u], rz, rg, rn, hp);
+        h[r * d + u] = o.h;
         float *cache = gates + r * 4 * d;
-        cache[u] = z;
-        cache[d + u] = rs;
-        cache[2 * d + u] = nn;
+        cache[u] = o.z;
+        cache[d + u] = o.rs;
+        cache[2 * d + u] = o.nn;
         cache[3 * d + u] = rn;
     }
 }
@@ -102,22 +92,18 @@ __global__ void rnn_slstm_fwd_kernel(float *h, float *c, float *nst, float *gate
         const float pz = x[2 * d + u] + (live ? rr[2 * Dh + j] : 0.0f);
         const float po = x[3 * d + u] + (live ? rr[3 * Dh + j] : 0.0f);
         const float mp = live ? m[idx] : RNN_SLSTM_M_START;
-        const float lf = rnn_log_sigmoid(pf);
-        const float mnew = fmaxf(lf + mp, pi);
-        const float ig = expf(pi - mnew), fg = expf(lf + mp - mnew);
-        const float g = tanhf(pz), o = rnn_sigmoid(po);
         const float cp = live ? c[(r - 1) * d + u] : 0.0f, np = live ? nst[(r - 1) * d + u] : 0.0f;
-        const float cj = ig * g + fg * cp, nj = ig + fg * np;
-        c[r * d + u] = cj;
-        nst[r * d + u] = nj;
-        h[r * d + u] = o * cj / nj;
-        m[idx] = mnew;
+        const rnn_slstm_out s = rnn_slstm_cell(pi, pf, pz, po, mp, cp, np);
+        c[r * d + u] = s.c;
+        nst[r * d + u] = s.n;
+        h[r * d + u] = s.h;
+        m[idx] = s.m;
         float *cache = gates + r * 5 * d;
-        cache[u] = ig;
-        cache[d + u] = fg;
-        cache[2 * d + u] = g;
-        cache[3 * d + u] = o;
-        cache[4 * d + u] = rnn_sigmoid(-pf);
+        cache[u] = s.ig;
+        cache[d + u] = s.fg;
+        cache[2 * d + u] = s.g;
+        cache[3 * d + u] = s.o;
+        cache[4 * d + u] = s.sf;
     }
 }
 
@@ -153,18 +139,16 @@ __global__ void rnn_gru_bwd_kernel(float *dgx, float *drh, float *carry_h, const
         const float z = cache[u], rs = cache[d + u], nn = cache[2 * d + u], rn = cache[3 * d + u];
         const float hp = t > 0 ? h[(r - 1) * d + u] : 0.0f;
         const float dht = dh[r * d + u] + carry_h[idx];
-        const float dpz = dht * (hp - nn) * z * (1.0f - z);
-        const float dpn = dht * (1.0f - z) * (1.0f - nn * nn);
-        const float dpr = dpn * rn * rs * (1.0f - rs);
+        const rnn_gru_grad q = rnn_gru_cell_back(dht, z, rs, nn, rn, hp);
         float *dg = dgx + r * 3 * d;
-        dg[u] += dpz;
-        dg[d + u] += dpr;
-        dg[2 * d + u] += dpn;
+        dg[u] += q.dpz;
+        dg[d + u] += q.dpr;
+        dg[2 * d + u] += q.dpn;
         const float live = t > 0 ? 1.0f : 0.0f;
         float *dr = drh + r * 3 * d + (size_t)hh * 3 * Dh;
-        dr[j] = dpz * live;
-        dr[Dh + j] = dpr * live;
-        dr[2 * Dh + j] = dpn * rs * live;
+        dr[j] = q.dpz * live;
+        dr[Dh + j] = q.dpr * live;
+        dr[2 * Dh + j] = q.dpn * rs * live;
         carry_h[idx] = dht * z;
     }
 }
@@ -189,24 +173,21 @@ __global__ void rnn_slstm_bwd_kernel(float *dgx, float *drh, const float *carry_
         const float cp = t > 0 ? c[(r - 1) * d + u] : 0.0f;
         const float np = t > 0 ? nst[(r - 1) * d + u] : 0.0f;
         const float dht = dh[r * d + u] + carry_h[idx];
-        const float dc = carry_c[idx] + dht * o / nj;
-        const float dn = carry_n[idx] - dht * o * cj / (nj * nj);
-        const float df = dc * cp + dn * np;
-        const float dpi = (dc * g + dn) * ig, dpf = df * fg * sf;
-        const float dpz = dc * ig * (1.0f - g * g), dpo = dht * cj / nj * o * (1.0f - o);
+        const rnn_slstm_grad s = rnn_slstm_cell_back(dht, carry_c[idx], carry_n[idx], ig, fg, g, o, sf,
+                                                     cj, nj, cp, np);
         float *dg = dgx + r * 4 * d;
-        dg[u] += dpi;
-        dg[d + u] += dpf;
-        dg[2 * d + u] += dpz;
-        dg[3 * d + u] += dpo;
+        dg[u] += s.dpi;
+        dg[d + u] += s.dpf;
+        dg[2 * d + u] += s.dpz;
+        dg[3 * d + u] += s.dpo;
         const float live = t > 0 ? 1.0f : 0.0f;
         float *dr = drh + r * 4 * d + (size_t)hh * 4 * Dh;
-        dr[j] = dpi * live;
-        dr[Dh + j] = dpf * live;
-        dr[2 * Dh + j] = dpz * live;
-        dr[3 * Dh + j] = dpo * live;
-        carry_c[idx] = dc * fg;
-        carry_n[idx] = dn * fg;
+        dr[j] = s.dpi * live;
+        dr[Dh + j] = s.dpf * live;
+        dr[2 * Dh + j] = s.dpz * live;
+        dr[3 * Dh + j] = s.dpo * live;
+        carry_c[idx] = s.cc;
+        carry_n[idx] = s.cn;
     }
 }
 

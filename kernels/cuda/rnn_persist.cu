@@ -12,8 +12,8 @@
 //
 // Sums: each element of R h_{t-1} (forward) and of drh R (backward) is
 // summed by one thread over k in order, fp32, no atomics: deterministic.
-// The pointwise maths and the caches written are those of the per-step
-// kernels of lstm.cu and rnn_cell.cu (kernels/cpu/rnn_cell.c, lstm.c); the
+// The pointwise maths is rnn_cells.cuh's, shared with the per-step kernels
+// of lstm.cu and rnn_cell.cu, and so are the caches written; the
 // backward writes drh of every step to global memory so the caller's dR
 // stays one gemm per head.
 //
@@ -26,6 +26,7 @@
 // backward) on sm_90; otherwise the callers keep their per-step gemm +
 // pointwise path.
 #include "cuda_common.h"
+#include "rnn_cells.cuh"
 #include "rnn_persist.h"
 
 // elements (rows x units) a block aims at, and its most threads
@@ -41,15 +42,6 @@ __host__ __device__ constexpr int rp_fwd_states(int k)
     return k == RP_SLSTM ? 3 : k == RP_LSTM ? 1 : 0;
 }
 __host__ __device__ constexpr int rp_bwd_states(int k) { return k == RP_SLSTM ? 2 : 0; }
-
-// The stabiliser before the first step, as rnn_cell.cu.
-#define RP_SLSTM_M_START (-1e30f)
-
-__device__ __forceinline__ float rp_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ __forceinline__ float rp_log_sigmoid(float x)
-{
-    return fminf(x, 0.0f) - log1pf(expf(-fabsf(x)));
-}
 
 // grid (H, slices); h (B,T,d), gx (B,T,G d), R (H, G Dh, Dh); c, nst, gates
 // as rnn_persist.h.
@@ -91,14 +83,13 @@ __global__ void __launch_bounds__(RP_THREADS)
                 ht = tanhf(gx[r * d + u] + a[0]);
             } else if constexpr (K == RP_GRU) {
                 const float *x = gx + r * 3 * d;
-                const float z = rp_sigmoid(x[u] + a[0]), rs = rp_sigmoid(x[d + u] + a[1]);
-                const float nn = tanhf(x[2 * d + u] + rs * a[2]);
                 const float hpj = t > 0 ? hp[e] : 0.0f;
-                ht = (1.0f - z) * nn + z * hpj;
+                const rnn_gru_out o = rnn_gru_cell(x[u], x[d + u], x[2 * d + u], a[0], a[1], a[2], hpj);
+                ht = o.h;
                 float *cache = gates + r * 4 * d;
-                cache[u] = z;
-                cache[d + u] = rs;
-                cache[2 * d + u] = nn;
+                cache[u] = o.z;
+                cache[d + u] = o.rs;
+                cache[2 * d + u] = o.nn;
                 cache[3 * d + u] = a[2];
             } else if constexpr (K == RP_SLSTM) {
                 float *cs = st, *ns = st + BS * Dh, *ms = st + 2 * BS * Dh;
@@ -106,29 +97,25 @@ __global__ void __launch_bounds__(RP_THREADS)
                 const bool live = t > 0;
                 const float pi = x[u] + a[0], pf = x[d + u] + a[1];
                 const float pz = x[2 * d + u] + a[2], po = x[3 * d + u] + a[3];
-                const float mp = live ? ms[e] : RP_SLSTM_M_START;
-                const float lf = rp_log_sigmoid(pf);
-                const float mnew = fmaxf(lf + mp, pi);
-                const float ig = expf(pi - mnew), fg = expf(lf + mp - mnew);
-                const float g = tanhf(pz), o = rp_sigmoid(po);
+                const float mp = live ? ms[e] : RNN_SLSTM_M_START;
                 const float cp = live ? cs[e] : 0.0f, np = live ? ns[e] : 0.0f;
-                const float cj = ig * g + fg * cp, nj = ig + fg * np;
-                cs[e] = cj;
-                ns[e] = nj;
-                ms[e] = mnew;
-                c[r * d + u] = cj;
-                nst[r * d + u] = nj;
-                ht = o * cj / nj;
+                const rnn_slstm_out s = rnn_slstm_cell(pi, pf, pz, po, mp, cp, np);
+                cs[e] = s.c;
+                ns[e] = s.n;
+                ms[e] = s.m;
+                c[r * d + u] = s.c;
+                nst[r * d + u] = s.n;
+                ht = s.h;
                 float *cache = gates + r * 5 * d;
-                cache[u] = ig;
-                cache[d + u] = fg;
-                cache[2 * d + u] = g;
-                cache[3 * d + u] = o;
-                cache[4 * d + u] = rp_sigmoid(-pf);
+                cache[u] = s.ig;
+                cache[d + u] = s.fg;
+                cache[2 * d + u] = s.g;
+                cache[3 * d + u] = s.o;
+                cache[4 * d + u] = s.sf;
             } else { // lstm: H = 1, u = j
                 const float *x = gx + r * 4 * d;
-                const float ig = rp_sigmoid(x[u] + a[0]), fg = rp_sigmoid(x[d + u] + a[1]);
-                const float gg = tanhf(x[2 * d + u] + a[2]), og = rp_sigmoid(x[3 * d + u] + a[3]);
+                const float ig = rnn_sigmoid(x[u] + a[0]), fg = rnn_sigmoid(x[d + u] + a[1]);
+                const float gg = tanhf(x[2 * d + u] + a[2]), og = rnn_sigmoid(x[3 * d + u] + a[3]);
                 float *cache = gates + r * 4 * d;
                 cache[u] = ig;
                 cache[d + u] = fg;
@@ -188,16 +175,14 @@ __global__ void __launch_bounds__(RP_THREADS)
                 const float rn = cache[3 * d + u];
                 const float hp = t > 0 ? h[(r - 1) * d + u] : 0.0f;
                 const float dht = dh[r * d + u] + ch[e];
-                const float dpz = dht * (hp - nn) * z * (1.0f - z);
-                const float dpn = dht * (1.0f - z) * (1.0f - nn * nn);
-                const float dpr = dpn * rn * rs * (1.0f - rs);
+                const rnn_gru_grad q = rnn_gru_cell_back(dht, z, rs, nn, rn, hp);
                 float *dg = dgx + r * 3 * d;
-                dg[u] += dpz;
-                dg[d + u] += dpr;
-                dg[2 * d + u] += dpn;
-                dp[0] = dpz;
-                dp[1] = dpr;
-                dp[2] = dpn * rs;
+                dg[u] += q.dpz;
+                dg[d + u] += q.dpr;
+                dg[2 * d + u] += q.dpn;
+                dp[0] = q.dpz;
+                dp[1] = q.dpr;
+                dp[2] = q.dpn * rs;
                 direct = dht * z;
             } else { // slstm
                 const float *cache = gates + r * 5 * d;
@@ -207,22 +192,19 @@ __global__ void __launch_bounds__(RP_THREADS)
                 const float cp = t > 0 ? c[(r - 1) * d + u] : 0.0f;
                 const float np = t > 0 ? nst[(r - 1) * d + u] : 0.0f;
                 const float dht = dh[r * d + u] + ch[e];
-                const float dc = cc[e] + dht * o / nj;
-                const float dn = cn[e] - dht * o * cj / (nj * nj);
-                const float df = dc * cp + dn * np;
-                const float dpi = (dc * g + dn) * ig, dpf = df * fg * sf;
-                const float dpz = dc * ig * (1.0f - g * g), dpo = dht * cj / nj * o * (1.0f - o);
+                const rnn_slstm_grad s = rnn_slstm_cell_back(dht, cc[e], cn[e], ig, fg, g, o, sf, cj, nj,
+                                                             cp, np);
                 float *dg = dgx + r * 4 * d;
-                dg[u] += dpi;
-                dg[d + u] += dpf;
-                dg[2 * d + u] += dpz;
-                dg[3 * d + u] += dpo;
-                dp[0] = dpi;
-                dp[1] = dpf;
-                dp[2] = dpz;
-                dp[3] = dpo;
-                cc[e] = dc * fg;
-                cn[e] = dn * fg;
+                dg[u] += s.dpi;
+                dg[d + u] += s.dpf;
+                dg[2 * d + u] += s.dpz;
+                dg[3 * d + u] += s.dpo;
+                dp[0] = s.dpi;
+                dp[1] = s.dpf;
+                dp[2] = s.dpz;
+                dp[3] = s.dpo;
+                cc[e] = s.cc;
+                cn[e] = s.cn;
             }
             float *dr = drh + r * G * d + (size_t)hh * GDh;
             float *dsr = dst + bl * GDh;
@@ -276,25 +258,20 @@ __global__ void __launch_bounds__(RP_LSTM_THREADS)
             const int b = e / d, j = e % d;
             const size_t g0 = ((size_t)b * T + t) * G, h0 = ((size_t)b * T + t) * d;
             const float *a = gates + g0;
-            const float ig = a[j], fg = a[d + j], gg = a[2 * d + j], og = a[3 * d + j];
-            const float tc = tanhf(c[h0 + j]);
-            const float dhj = dh[h0 + j] + ch[e];
-            const float dc = cc[e] + dhj * og * (1 - tc * tc);
-            const float di = dc * gg * ig * (1 - ig);
-            const float df = t > 0 ? dc * c[h0 - d + j] * fg * (1 - fg) : 0.0f;
-            const float dg = dc * ig * (1 - gg * gg);
-            const float dout = dhj * tc * og * (1 - og);
+            const rnn_lstm_grad l = rnn_lstm_cell_back(dh[h0 + j] + ch[e], cc[e], a[j], a[d + j], a[2 * d + j],
+                                                       a[3 * d + j], c[h0 + j], t > 0 ? c[h0 - d + j] : 0.0f,
+                                                       t > 0);
             float *dp = dst + (size_t)b * G;
-            dp[j] = di;
-            dp[d + j] = df;
-            dp[2 * d + j] = dg;
-            dp[3 * d + j] = dout;
+            dp[j] = l.di;
+            dp[d + j] = l.df;
+            dp[2 * d + j] = l.dg;
+            dp[3 * d + j] = l.dout;
             float *dg_t = dgx + g0;
-            dg_t[j] += di;
-            dg_t[d + j] += df;
-            dg_t[2 * d + j] += dg;
-            dg_t[3 * d + j] += dout;
-            cc[e] = dc * fg;
+            dg_t[j] += l.di;
+            dg_t[d + j] += l.df;
+            dg_t[2 * d + j] += l.dg;
+            dg_t[3 * d + j] += l.dout;
+            cc[e] = l.cc;
         }
         if (t == 0) break;
         __syncthreads(); // dpre of step t complete
