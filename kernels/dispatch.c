@@ -355,6 +355,18 @@ void ops_graph_free(ops_graph *g)
     (void)g;
 }
 
+static ops_scan_form scan_form = OPS_SCAN_AUTO;
+
+void ops_set_scan_form(ops_scan_form f)
+{
+    scan_form = f;
+}
+
+ops_scan_form ops_get_scan_form(void)
+{
+    return scan_form;
+}
+
 static ops_precision precision = OPS_FP32;
 
 void ops_set_precision(ops_precision p)

@@ -54,6 +54,16 @@ void ops_sync(void);
 typedef enum { OPS_FP32, OPS_TF32, OPS_BF16 } ops_precision;
 void ops_set_precision(ops_precision p);
 ops_precision ops_get_precision(void);
+/* Which form the scans run (for timing one form against the other, and
+ * for tests): OPS_SCAN_AUTO lets each backend pick by size (the CPU by
+ * scan_delta_use_chunked; CUDA by cuda_scan_*_use_chunked); RECURRENT and
+ * CHUNKED force a form wherever the op has it (scan_delta on both backends,
+ * scan_delta_vec chunked on CUDA only; elsewhere the recurrent form runs).
+ * Every form keeps one cache layout, so results agree up to rounding and
+ * either backward may follow either forward. Process-wide; AUTO at start. */
+typedef enum { OPS_SCAN_AUTO, OPS_SCAN_RECURRENT, OPS_SCAN_CHUNKED } ops_scan_form;
+void ops_set_scan_form(ops_scan_form f);
+ops_scan_form ops_get_scan_form(void);
 /* Free and total memory of the current backend's device in bytes (0 and
  * -1 on the CPU, whose limit is the runner's: harness/train.c). */
 int ops_memory_info(size_t *free_bytes, size_t *total_bytes);

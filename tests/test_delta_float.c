@@ -526,3 +526,77 @@ Test(delta_float, scan_sign_flips_only_with_signed_beta)
     }
     free(ones); free(v); free(beta); free(o); free(states);
 }
+
+/* ---- ops_set_scan_form picks the form scan_delta runs --------------------- */
+
+/* scan_delta_forward / _backward under each setting against the form called
+ * directly, bit for bit: AUTO follows scan_delta_use_chunked, RECURRENT and
+ * CHUNKED force their form whatever the size. The sizes are chosen so that
+ * the two forms round differently (checked), so a routing error shows. */
+static void form_routes(int T, int K, int V, ops_scan_form set, int want_chunked, uint64_t seed)
+{
+    const int B = 2, H = 3;
+    const size_t nqk = (size_t)B * T * H * K, nvo = (size_t)B * T * H * V, ntok = (size_t)B * T * H;
+    const size_t ncache = scan_delta_cache_len(B, T, H, K, V);
+    const size_t nscratch = scan_delta_scratch_len(B, T, H, K, V);
+    real *in = xmalloc((2 * nqk + 2 * nvo + 2 * ntok) * sizeof *in);
+    real *q = in, *k = q + nqk, *v = k + nqk, *up = v + nvo, *beta = up + nvo, *alpha = beta + ntok;
+    fill_uniform(q, nqk, -1, 1, seed + 1);
+    fill_uniform(k, nqk, -0.3, 0.3, seed + 2);
+    fill_uniform(v, nvo, -1, 1, seed + 3);
+    fill_uniform(up, nvo, -1, 1, seed + 4);
+    fill_uniform(beta, ntok, 0, 2, seed + 5);
+    fill_uniform(alpha, ntok, 0.8, 1, seed + 6);
+    const real scale = (real)(1 / sqrt((double)K));
+    /* [0]: through scan_delta_*, [1]: the expected form, [2]: the other one */
+    real *o[3], *st[3], *g[3], *scratch = xmalloc(nscratch * sizeof *scratch);
+    const size_t glen = 2 * nqk + nvo + 2 * ntok;
+    for (int r = 0; r < 3; r++) {
+        o[r] = xmalloc(nvo * sizeof(real));
+        st[r] = xmalloc(ncache * sizeof(real));
+        g[r] = xcalloc(glen, sizeof(real));
+    }
+    for (int r = 0; r < 3; r++) {
+        const int chunked = r == 0 ? -1 : r == 1 ? want_chunked : !want_chunked;
+        real *dq = g[r], *dk = dq + nqk, *dv = dk + nqk, *db = dv + nvo, *da = db + ntok;
+        ops_set_scan_form(r == 0 ? set : OPS_SCAN_AUTO);
+        if (chunked < 0) {
+            scan_delta_forward(o[r], st[r], q, k, v, beta, alpha, B, T, H, K, V, scale);
+            scan_delta_backward(dq, dk, dv, db, da, scratch, up, st[r], q, k, v, beta, alpha, B,
+                                T, H, K, V, scale);
+        } else if (chunked) {
+            scan_delta_chunked_forward(o[r], st[r], q, k, v, beta, alpha, B, T, H, K, V, scale);
+            scan_delta_chunked_backward(dq, dk, dv, db, da, scratch, up, st[r], q, k, v, beta,
+                                        alpha, B, T, H, K, V, scale);
+        } else {
+            scan_delta_recurrent_forward(o[r], st[r], q, k, v, beta, alpha, B, T, H, K, V, scale);
+            scan_delta_recurrent_backward(dq, dk, dv, db, da, scratch, up, st[r], q, k, v, beta,
+                                          alpha, B, T, H, K, V, scale);
+        }
+    }
+    ops_set_scan_form(OPS_SCAN_AUTO);
+    cr_assert(memcmp(o[1], o[2], nvo * sizeof(real)) != 0,
+              "T=%d K=%d V=%d: the two forms agree bit for bit, so routing is not tested", T, K, V);
+    cr_expect(memcmp(o[0], o[1], nvo * sizeof(real)) == 0, "T=%d K=%d V=%d form %d: o is not the %s form's",
+              T, K, V, (int)set, want_chunked ? "chunked" : "recurrent");
+    cr_expect(memcmp(st[0], st[1], ncache * sizeof(real)) == 0, "T=%d K=%d V=%d form %d: states differ",
+              T, K, V, (int)set);
+    cr_expect(memcmp(g[0], g[1], glen * sizeof(real)) == 0, "T=%d K=%d V=%d form %d: gradients are not the %s form's",
+              T, K, V, (int)set, want_chunked ? "chunked" : "recurrent");
+    for (int r = 0; r < 3; r++) { free(o[r]); free(st[r]); free(g[r]); }
+    free(scratch); free(in);
+}
+
+Test(delta_float, scan_form_auto_follows_size)
+{
+    cr_assert(scan_delta_use_chunked(64, 32, 32) && !scan_delta_use_chunked(7, 5, 3));
+    form_routes(64, 32, 32, OPS_SCAN_AUTO, 1, 701);
+    form_routes(7, 5, 3, OPS_SCAN_AUTO, 0, 702);
+}
+Test(delta_float, scan_form_forces_recurrent) { form_routes(64, 32, 32, OPS_SCAN_RECURRENT, 0, 703); }
+Test(delta_float, scan_form_forces_chunked)
+{
+    form_routes(7, 5, 3, OPS_SCAN_CHUNKED, 1, 704);
+    form_routes(1, 1, 1, OPS_SCAN_CHUNKED, 1, 705);
+    form_routes(37, 17, 11, OPS_SCAN_CHUNKED, 1, 706);
+}

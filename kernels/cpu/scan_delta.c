@@ -277,11 +277,22 @@ int scan_delta_use_chunked(int T, int K, int V)
            V <= SCAN_DELTA_CHUNK_MAX_KV;
 }
 
+/* The form scan_delta_forward / _backward run: ops_set_scan_form's, or by
+ * size. The chunked form's stack buffers bound K and V in either case. */
+static int use_chunked(int T, int K, int V)
+{
+    switch (ops_get_scan_form()) {
+    case OPS_SCAN_RECURRENT: return 0;
+    case OPS_SCAN_CHUNKED: return K <= SCAN_DELTA_CHUNK_MAX_KV && V <= SCAN_DELTA_CHUNK_MAX_KV;
+    default: return scan_delta_use_chunked(T, K, V);
+    }
+}
+
 void scan_delta_forward(real *o, real *states, const real *q, const real *k,
                         const real *v, const real *beta, const real *alpha,
                         int B, int T, int H, int K, int V, real scale)
 {
-    if (scan_delta_use_chunked(T, K, V))
+    if (use_chunked(T, K, V))
         scan_delta_chunked_forward(o, states, q, k, v, beta, alpha, B, T, H, K, V, scale);
     else
         scan_delta_recurrent_forward(o, states, q, k, v, beta, alpha, B, T, H, K, V, scale);
@@ -293,7 +304,7 @@ void scan_delta_backward(real *dq, real *dk, real *dv, real *dbeta,
                          const real *v, const real *beta, const real *alpha,
                          int B, int T, int H, int K, int V, real scale)
 {
-    if (scan_delta_use_chunked(T, K, V))
+    if (use_chunked(T, K, V))
         scan_delta_chunked_backward(dq, dk, dv, dbeta, dalpha, scratch, dout, states, q, k, v,
                                     beta, alpha, B, T, H, K, V, scale);
     else
