@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cuda_limits.h"
 #include "../kernels/device.h"
 #include "../kernels/ops.h"
 #include "../models/model.h"
@@ -402,22 +403,45 @@ static void kc_shape(const kernel_case *c, char *out, size_t len)
         snprintf(out, len, "B %d, T %d, H %d, D %d", c->B, c->T, c->H, c->D);
 }
 
-/* Times each op at each T; prints the table and records a fwd and a
- * fwd+bwd row per op and shape (config kind "kernel"). */
+/* The forms an op is timed in (ops_set_scan_form): both for scan_delta
+ * (deltanet, gated_deltanet) on either backend and for scan_delta_vec (gla)
+ * on CUDA, which has a chunked form there only; the other ops have one. */
+static int kc_forms(int op, int on_gpu, ops_scan_form forms[2])
+{
+    if (op == KOP_DELTANET || op == KOP_GATED_DELTANET || (op == KOP_GLA && on_gpu)) {
+        forms[0] = OPS_SCAN_RECURRENT;
+        forms[1] = OPS_SCAN_CHUNKED;
+        return 2;
+    }
+    forms[0] = op == KOP_GLA ? OPS_SCAN_RECURRENT : OPS_SCAN_AUTO;
+    return 1;
+}
+
+static const char *kc_form_name(ops_scan_form f)
+{
+    return f == OPS_SCAN_RECURRENT ? "recurrent" : f == OPS_SCAN_CHUNKED ? "chunked" : "-";
+}
+
+/* Times each op at each T, the scans in each of their forms; prints the
+ * table and records a fwd and a fwd+bwd row per op, form and shape (config
+ * kind "kernel", form "recurrent", "chunked" or "-"). */
 static int bench_kernels(const int *ops, int n_ops, const long *ts, int t_count, long batch, long heads,
-                         long head_dim, long d_state, int steps, const char *device, sb_db *db,
+                         long head_dim, long d_state, int steps, const char *device, int on_gpu, sb_db *db,
                          const char *db_path)
 {
     printf("%d threads; %s; median of %d after 3 warm-ups; load average %.2f\n\n", ops_get_threads(),
            ops_blas_info(), steps, load_average());
-    printf("| op | kernel | shape | device | fwd ms | fwd+bwd ms |\n");
-    printf("|---|---|---|---|---:|---:|\n");
+    printf("| op | kernel | form | shape | device | fwd ms | fwd+bwd ms |\n");
+    printf("|---|---|---|---|---|---:|---:|\n");
     fflush(stdout);
     int rc = EXIT_OK;
+    ops_scan_form forms[2];
     for (int oi = 0; oi < n_ops; oi++)
-        for (int ti = 0; ti < t_count; ti++) {
+        for (int ti = 0; ti < t_count; ti++)
+        for (int fi = 0; fi < kc_forms(ops[oi], on_gpu, forms); fi++) {
             kernel_case c = {.op = ops[oi], .B = (int)batch, .T = (int)ts[ti], .H = (int)heads,
                              .D = (int)head_dim, .N = (int)d_state, .rng = 20261207u + (uint64_t)oi};
+            const char *form = kc_form_name(forms[fi]);
             char shape[96];
             kc_shape(&c, shape, sizeof shape);
             if (kc_setup(&c)) {
@@ -427,17 +451,19 @@ static int bench_kernels(const int *ops, int n_ops, const long *ts, int t_count,
                 rc = EXIT_RUNTIME;
                 continue;
             }
+            ops_set_scan_form(forms[fi]);
             double fwd = kc_time(&c, 0, steps), fwd_bwd = kc_time(&c, 1, steps);
+            ops_set_scan_form(OPS_SCAN_AUTO);
             kc_free(&c);
-            printf("| %s | %s | %s | %s | %.3f | %.3f |\n", kernel_ops[c.op].name, kernel_ops[c.op].kernel, shape,
-                   device, fwd, fwd_bwd);
+            printf("| %s | %s | %s | %s | %s | %.3f | %.3f |\n", kernel_ops[c.op].name, kernel_ops[c.op].kernel,
+                   form, shape, device, fwd, fwd_bwd);
             fflush(stdout);
             if (!db) continue;
             char config[384];
             snprintf(config, sizeof config,
-                     "{\"kind\":\"kernel\",\"op\":\"%s\",\"kernel\":\"%s\",\"B\":%d,\"T\":%d,\"H\":%d,\"D\":%d,"
-                     "\"d_state\":%d,\"threads\":%d,\"load\":%.2f}",
-                     kernel_ops[c.op].name, kernel_ops[c.op].kernel, c.B, c.T, c.H, c.D,
+                     "{\"kind\":\"kernel\",\"op\":\"%s\",\"kernel\":\"%s\",\"form\":\"%s\",\"B\":%d,\"T\":%d,"
+                     "\"H\":%d,\"D\":%d,\"d_state\":%d,\"threads\":%d,\"load\":%.2f}",
+                     kernel_ops[c.op].name, kernel_ops[c.op].kernel, form, c.B, c.T, c.H, c.D,
                      c.op == KOP_MAMBA ? c.N : 0, ops_get_threads(), load_average());
             char mixer[64];
             snprintf(mixer, sizeof mixer, "kernel:%s", kernel_ops[c.op].name);
@@ -454,6 +480,54 @@ static int bench_kernels(const int *ops, int n_ops, const long *ts, int t_count,
             }
         }
     return rc;
+}
+
+/* The model of one bench shape: a layers-deep mixer of width d, 4 heads,
+ * spec_defaults otherwise, at batch x n tokens. */
+static model_config bench_config(int mixer, long layers, long d, long n, long batch)
+{
+    run_spec s;
+    spec_defaults(&s, 0);
+    s.model.mixer[0] = mixer;
+    s.model.n_mixer = 1;
+    s.model.layers = (int)layers;
+    s.model.d_model = (int)d;
+    s.model.heads = 4;
+    return (model_config){.spec = s.model, .vocab_in = 2, .vocab_out = 2, .max_batch = (int)batch,
+                          .max_len = (int)n};
+}
+
+/* On cuda, every shape asked for must be one the kernels cover
+ * (kernels/cuda_limits.h): 0, or -1 after saying which is not. */
+static int bench_cuda_fits(int kernels, const int *ops, int n_ops, long head_dim, const int *mixers,
+                           int n_mixers, const long *layers, int l_count, const long *ds, int d_count,
+                           const long *ns, int n_count, long batch)
+{
+    for (int oi = 0; kernels && oi < n_ops; oi++) {
+        const int op = ops[oi];
+        const long max = op == KOP_GLA ? CUDA_SCAN_VEC_MAX_KV
+                         : op == KOP_ATTENTION ? CUDA_ATTENTION_MAX_D
+                         : op == KOP_DELTANET || op == KOP_GATED_DELTANET ? CUDA_SCAN_DELTA_MAX_KV
+                                                                            : head_dim;
+        if (head_dim > max) {
+            fprintf(stderr, "statebench bench: --head-dim %ld: the CUDA %s covers head sizes up to %ld; "
+                    "allowed on cuda: --head-dim <= %ld, or --ops without %s\n",
+                    head_dim, kernel_ops[op].kernel, max, max, kernel_ops[op].name);
+            return -1;
+        }
+    }
+    for (int mi = 0; !kernels && mi < n_mixers; mi++)
+        for (int li = 0; li < l_count; li++)
+            for (int di = 0; di < d_count; di++)
+                for (int ni = 0; ni < n_count; ni++) {
+                    const model_config cfg = bench_config(mixers[mi], layers[li], ds[di], ns[ni], batch);
+                    char err[512];
+                    if (model_cuda_fits(&cfg, err, sizeof err) == 0) continue;
+                    fprintf(stderr, "statebench bench: --device cuda, d %ld, n %ld (4 heads): %s\n", ds[di],
+                            ns[ni], err);
+                    return -1;
+                }
+    return 0;
 }
 
 /* Parses --ops into ops (at most KOP__COUNT); the count, or -1 after
@@ -593,6 +667,9 @@ int cmd_bench(int argc, char **argv)
         mixers[n_mixers++] = id;
     }
     free(list);
+    if (on_gpu && bench_cuda_fits(kernels, ops, n_ops, head_dim, mixers, n_mixers, layers, l_count, ds, d_count,
+                                  ns, n_count, batch))
+        return EXIT_USAGE;
     ops_set_threads(threads > 0 ? (int)threads : cli_cores());
 
     sb_db *db = NULL;
@@ -605,8 +682,8 @@ int cmd_bench(int argc, char **argv)
         }
     }
     if (kernels) {
-        int rc = bench_kernels(ops, n_ops, ns, n_count, batch, heads, head_dim, d_state, (int)steps, device, db,
-                               db_path);
+        int rc = bench_kernels(ops, n_ops, ns, n_count, batch, heads, head_dim, d_state, (int)steps, device,
+                               on_gpu, db, db_path);
         db_close(db);
         return rc;
     }
@@ -632,15 +709,7 @@ int cmd_bench(int argc, char **argv)
         for (int li = 0; li < l_count; li++)
         for (int di = 0; di < d_count; di++)
             for (int ni = 0; ni < n_count; ni++) {
-                run_spec s;
-                spec_defaults(&s, 0);
-                s.model.mixer[0] = mixers[mi];
-                s.model.n_mixer = 1;
-                s.model.layers = (int)layers[li];
-                s.model.d_model = (int)ds[di];
-                s.model.heads = 4;
-                model_config cfg = {.spec = s.model, .vocab_in = 2, .vocab_out = 2,
-                                    .max_batch = (int)batch, .max_len = (int)ns[ni]};
+                const model_config cfg = bench_config(mixers[mi], layers[li], ds[di], ns[ni], batch);
                 char err[256];
                 model *m = model_create(&cfg, 0, err, sizeof err);
                 if (!m) {

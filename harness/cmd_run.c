@@ -89,12 +89,14 @@ typedef struct {
 
 static const char *our_version(void) { return SB_VERSION "+" SB_GIT_REV; }
 
-/* 1 when every mixer of the run has a CUDA version. */
+/* 1 when every mixer of the run has a CUDA version and the CUDA kernels
+ * cover its sizes (--device auto trains the others on the CPU). */
 static int run_on_cuda(const run_spec *s)
 {
     for (int i = 0; i < s->model.n_mixer; i++)
         if (!mixer_on_cuda(s->model.mixer[i])) return 0;
-    return 1;
+    char err[512];
+    return train_cuda_fits(s, err, sizeof err) == 0;
 }
 
 /* Number of CUDA devices, asked in a child process so that this one stays
@@ -307,6 +309,17 @@ int cmd_run(int argc, char **argv)
                 "on the CPU (%s); allowed on the CPU: fp32, tf32\n",
                 argv[optind], i + 1, label,
                 use_cuda ? "a mixer without CUDA ops" : !strcmp(device, "cpu") ? "--device cpu" : "no CUDA device");
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    /* --device cuda: every run must fit the CUDA kernels' sizes; a run
+     * that does not is a config error, before anything is recorded */
+    for (int i = 0; use_cuda == 2 && i < exp.count; i++) {
+        const run_spec *s = &exp.runs[i];
+        if (train_cuda_fits(s, err, sizeof err) == 0) continue;
+        char label[256];
+        run_label(s, label, sizeof label);
+        fprintf(stderr, "statebench run: %s: run %d (%s): %s\n", argv[optind], i + 1, label, err);
         rc = EXIT_USAGE;
         goto done;
     }

@@ -48,6 +48,13 @@ int64_t train_count_params(const run_spec *spec)
     return n;
 }
 
+int train_cuda_fits(const run_spec *spec, char *err, size_t errlen)
+{
+    model_config cfg;
+    model_config_for(spec, task_get(spec->task.task), &cfg);
+    return model_cuda_fits(&cfg, err, errlen);
+}
+
 /* Bytes a run may use, for the fit check before allocating: the value of
  * STATEBENCH_MEMORY_LIMIT when set (bytes, or with a K, M, G or T suffix;
  * the whole of it may be used), else 80% of the physical memory. Writes

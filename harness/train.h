@@ -24,6 +24,9 @@ typedef struct {
 
 /* Number of parameters the spec's model has (for the runs row); 0 on error. */
 int64_t train_count_params(const run_spec *spec);
+/* Whether the CUDA kernels cover the run's model at its longest sequence
+ * (model_cuda_fits): 0, or -1 with the reason in err. */
+int train_cuda_fits(const run_spec *spec, char *err, size_t errlen);
 
 /* Trains and evaluates; writes curves and evals for run_id as it goes.
  * Never exits the process; the outcome says how the run ended. */

@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include "real.h"
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA backend (C++) calls ops_get_scan_form and the like */
+#endif
+
 /* ---- threads ---------------------------------------------------------- */
 /* Sets the threads used by OpenMP loops and by OpenBLAS (one pool). */
 void ops_set_threads(int threads);
@@ -529,5 +533,9 @@ void mlstm_den_backward(real *dnq, real *dm, const real *dden, const real *nq,
 /* out (N,C) = row (C) in every row. row is host memory: constants a mixer
  * computes itself (RetNet's per-head decays). */
 void fill_rows(real *out, const double *row, int N, int C);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -70,7 +70,21 @@ typedef struct {
     void (*backward)(real *dinp, real *const *dw, real *work, const real *dout,
                      const real *cache, const real *inp, const real *const *w,
                      const mixer_dims *m);
+    /* Whether the CUDA kernels cover the mixer's sizes at width d and
+     * sequences up to max_len (kernels/cuda_limits.h): 0, or -1 with err
+     * saying which size, its limit and what to change. NULL: every size
+     * (the spec has passed the model's own validation). */
+    int (*cuda_fits)(const model_spec *spec, int d, int max_len, char *err, size_t errlen);
 } mixer_impl;
+
+/* For cuda_fits: 0 when value <= max, else -1 with err = "<what> = <value>,
+ * but the CUDA kernels cover at most <max>; <fix>" (model_cuda_fits names
+ * the mixer and the way out). */
+int mixer_cuda_limit(char *err, size_t errlen, const char *what, int value, int max,
+                     const char *fix);
+/* The check of the mixers whose scan has head sizes K = V = d / heads
+ * (deltanet, gated_deltanet, linear_attn, retnet, mlstm: scan_delta). */
+int mixer_cuda_fits_heads(const model_spec *spec, int d, int max_len, char *err, size_t errlen);
 
 extern const mixer_impl mixer_lstm;
 extern const mixer_impl mixer_deltanet;

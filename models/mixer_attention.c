@@ -1,6 +1,7 @@
 /* mixer_attention.c: causal multi-head softmax attention: q, k, v projections,
  * RoPE on q and k when pos: rope, attention with scale D^-1/2, output
  * projection; no biases. */
+#include "../kernels/cuda_limits.h"
 #include "mixer.h"
 
 enum { P_WQ, P_WK, P_WV, P_WO, P_COUNT };
@@ -121,10 +122,20 @@ static void attention_mixer_backward(real *dinp, real *const *dw, real *work,
     }
 }
 
+static int attention_cuda_fits(const model_spec *spec, int d, int max_len, char *err,
+                               size_t errlen)
+{
+    return mixer_cuda_limit(err, errlen, "the head size d_model/heads", d / spec->heads,
+                            CUDA_ATTENTION_MAX_D, "use more heads (model.heads)") ||
+           mixer_cuda_limit(err, errlen, "the longest sequence", max_len, CUDA_ATTENTION_MAX_T,
+                            "use shorter train or eval lengths");
+}
+
 const mixer_impl mixer_attention = {
     .params = attention_params,
     .cache_len = attention_mixer_cache_len,
     .work_len = attention_mixer_work_len,
     .forward = attention_mixer_forward,
     .backward = attention_mixer_backward,
+    .cuda_fits = attention_cuda_fits,
 };

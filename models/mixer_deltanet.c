@@ -131,4 +131,5 @@ const mixer_impl mixer_deltanet = {
     .work_len = deltanet_work_len,
     .forward = deltanet_forward,
     .backward = deltanet_backward,
+    .cuda_fits = mixer_cuda_fits_heads,
 };

@@ -163,4 +163,5 @@ const mixer_impl mixer_gated_deltanet = {
     .work_len = gdn_work_len,
     .forward = gdn_forward,
     .backward = gdn_backward,
+    .cuda_fits = mixer_cuda_fits_heads,
 };

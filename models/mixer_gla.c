@@ -5,6 +5,7 @@
  * per-head RMSNorm. K = V = d/H (fla halves K by default; we keep the zoo's
  * common width). */
 #include <math.h>
+#include "../kernels/cuda_limits.h"
 #include "mixer.h"
 
 enum { P_WQ, P_WK, P_WV, P_WA1, P_WA2, P_BA, P_WG, P_NORM_O, P_WO, P_COUNT };
@@ -162,10 +163,18 @@ static void gla_backward(real *dinp, real *const *dw, real *work, const real *do
     matmul_backward(dinp, dw[P_WV], NULL, k.dv, inp, w[P_WV], N, d, d);
 }
 
+static int gla_cuda_fits(const model_spec *spec, int d, int max_len, char *err, size_t errlen)
+{
+    (void)max_len;
+    return mixer_cuda_limit(err, errlen, "the head size d_model/heads", d / spec->heads,
+                            CUDA_SCAN_VEC_MAX_KV, "use more heads (model.heads)");
+}
+
 const mixer_impl mixer_gla = {
     .params = gla_params,
     .cache_len = gla_cache_len,
     .work_len = gla_work_len,
     .forward = gla_forward,
     .backward = gla_backward,
+    .cuda_fits = gla_cuda_fits,
 };

@@ -179,4 +179,5 @@ const mixer_impl mixer_linear_attn = {
     .work_len = linear_attn_work_len,
     .forward = linear_attn_forward,
     .backward = linear_attn_backward,
+    .cuda_fits = mixer_cuda_fits_heads,
 };

@@ -4,6 +4,7 @@
  * maps exp(dt A) to 2 exp(dt A) - 1); out_proj. */
 #include <math.h>
 
+#include "../kernels/cuda_limits.h"
 #include "mixer.h"
 #include "ssm_init.h"
 
@@ -169,10 +170,18 @@ static void mamba_backward(real *dinp, real *const *dw, real *work, const real *
                     w[P_WIN] + (size_t)s.Di * d, BT, d, s.Di);
 }
 
+static int mamba_cuda_fits(const model_spec *spec, int d, int max_len, char *err, size_t errlen)
+{
+    (void)max_len;
+    return mixer_cuda_limit(err, errlen, "the state size model.d_state", shape_of(spec, d).N,
+                            CUDA_SELECTIVE_MAX_N, "use a smaller d_state");
+}
+
 const mixer_impl mixer_mamba = {
     .params = mamba_params,
     .cache_len = mamba_cache_len,
     .work_len = mamba_work_len,
     .forward = mamba_forward,
     .backward = mamba_backward,
+    .cuda_fits = mamba_cuda_fits,
 };

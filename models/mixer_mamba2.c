@@ -3,6 +3,7 @@
  * head h a scalar decay alpha = exp(dt A_h) (2 exp(dt A_h) - 1 when eigen:
  * signed) with dt = softplus(. + dt_bias); k = B and q = C shared by the
  * heads, v = dt x; y = o + D x; out_proj(RMSNorm(y * silu(z))). */
+#include "../kernels/cuda_limits.h"
 #include "mixer.h"
 #include "ssm_init.h"
 
@@ -224,10 +225,21 @@ static void mamba2_backward(real *dinp, real *const *dw, real *work, const real 
     matmul_backward(dinp, dw[P_WIN], NULL, k.dz, inp, w[P_WIN], BT, d, s.Di);
 }
 
+static int mamba2_cuda_fits(const model_spec *spec, int d, int max_len, char *err, size_t errlen)
+{
+    (void)max_len;
+    const mamba2_shape s = shape_of(spec, d);
+    return mixer_cuda_limit(err, errlen, "the state size model.d_state", s.N, CUDA_SCAN_DELTA_MAX_KV,
+                            "use a smaller d_state") ||
+           mixer_cuda_limit(err, errlen, "the head size expand * d_model / heads", s.P,
+                            CUDA_SCAN_DELTA_MAX_KV, "use more heads (model.heads) or a smaller expand");
+}
+
 const mixer_impl mixer_mamba2 = {
     .params = mamba2_params,
     .cache_len = mamba2_cache_len,
     .work_len = mamba2_work_len,
     .forward = mamba2_forward,
     .backward = mamba2_backward,
+    .cuda_fits = mamba2_cuda_fits,
 };

@@ -233,4 +233,5 @@ const mixer_impl mixer_mlstm = {
     .work_len = mlstm_work_len,
     .forward = mlstm_forward,
     .backward = mlstm_backward,
+    .cuda_fits = mixer_cuda_fits_heads,
 };

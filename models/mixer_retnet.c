@@ -134,4 +134,5 @@ const mixer_impl mixer_retnet = {
     .work_len = retnet_work_len,
     .forward = retnet_forward,
     .backward = retnet_backward,
+    .cuda_fits = mixer_cuda_fits_heads,
 };

@@ -8,6 +8,7 @@
  * its transition depend on the input anyway, which parity needs. */
 #include <math.h>
 
+#include "../kernels/cuda_limits.h"
 #include "mixer.h"
 #include "ssm_init.h"
 
@@ -67,10 +68,19 @@ static void s4d_backward(real *dinp, real *const *dw, real *work, const real *do
                       m->B, m->T, m->d, m->spec->d_state / 2);
 }
 
+static int s4d_cuda_fits(const model_spec *spec, int d, int max_len, char *err, size_t errlen)
+{
+    (void)d;
+    (void)max_len;
+    return mixer_cuda_limit(err, errlen, "the complex modes model.d_state / 2", spec->d_state / 2,
+                            CUDA_S4D_MAX_MODES, "use a smaller d_state");
+}
+
 const mixer_impl mixer_s4d = {
     .params = s4d_params,
     .cache_len = s4d_cache_len,
     .work_len = s4d_work_len,
     .forward = s4d_forward,
     .backward = s4d_backward,
+    .cuda_fits = s4d_cuda_fits,
 };

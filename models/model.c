@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cuda_limits.h"
 #include "../kernels/ops.h"
 #include "mixer.h"
 #include "rng.h"
@@ -143,6 +144,46 @@ int mixer_on_cuda(int mixer)
     return mixer_available(mixer) && mixer_cuda_ready[mixer];
 }
 
+int mixer_cuda_limit(char *err, size_t errlen, const char *what, int value, int max,
+                     const char *fix)
+{
+    if (value <= max) return 0;
+    snprintf(err, errlen, "%s = %d, but the CUDA kernels cover at most %d; %s", what, value, max,
+             fix);
+    return -1;
+}
+
+int mixer_cuda_fits_heads(const model_spec *spec, int d, int max_len, char *err, size_t errlen)
+{
+    (void)max_len;
+    return mixer_cuda_limit(err, errlen, "the head size d_model/heads", d / spec->heads,
+                            CUDA_SCAN_DELTA_MAX_KV, "use more heads (model.heads)");
+}
+
+static int validate(const model_config *c, char *err, size_t errlen);
+
+int model_cuda_fits(const model_config *cfg, char *err, size_t errlen)
+{
+    if (validate(cfg, err, errlen) != 0) return -1;
+    const model_spec *s = &cfg->spec;
+    for (int i = 0; i < s->n_mixer; i++) {
+        const int mx = s->mixer[i];
+        if (!mixer_cuda_ready[mx]) {
+            snprintf(err, errlen, "model.mixer: %s has no CUDA implementation; run it with --device cpu",
+                     mixer_name(mx));
+            return -1;
+        }
+        const mixer_impl *impl = mixer_impls[mx];
+        char why[256];
+        if (impl->cuda_fits && impl->cuda_fits(s, s->d_model, cfg->max_len, why, sizeof why) != 0) {
+            snprintf(err, errlen, "model.mixer %s on the GPU: %s, or run it with --device cpu",
+                     mixer_name(mx), why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int layer_mixer(const model_spec *s, int layer)
 {
     return s->mixer[layer % s->n_mixer];
@@ -185,11 +226,6 @@ static int validate(const model_config *c, char *err, size_t errlen)
         }
         if (!mixer_impls[mx]) {
             snprintf(err, errlen, "model.mixer: %s is not implemented in this build", mixer_name(mx));
-            return -1;
-        }
-        if (ops_get_backend() == OPS_CUDA && !mixer_cuda_ready[mx]) {
-            snprintf(err, errlen, "model.mixer: %s has no CUDA implementation yet (on the GPU: lstm, "
-                     "deltanet, linear_attn, attention); run it with --device cpu", mixer_name(mx));
             return -1;
         }
         if (mx == MIXER_LSTM || mx == MIXER_ELMAN || mx == MIXER_GRU || mx == MIXER_MINGRU ||
@@ -482,6 +518,7 @@ static void bind_params(model *m)
 model *model_create(const model_config *cfg, uint64_t seed, char *err, size_t errlen)
 {
     if (validate(cfg, err, errlen)) return NULL;
+    if (ops_get_backend() == OPS_CUDA && model_cuda_fits(cfg, err, errlen)) return NULL;
     const model_sizes z = sizes_of(cfg);
     const size_t tokens = (size_t)cfg->max_batch * cfg->max_len;
     model *m = calloc(1, sizeof *m);

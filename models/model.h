@@ -27,6 +27,14 @@ typedef struct {
     int max_batch, max_len;   /* largest (B, T) forward will see */
 } model_config;
 
+/* Whether the CUDA kernels cover every size of this config (head sizes,
+ * state sizes, sequence length: kernels/cuda_limits.h): 0, or -1 with err
+ * naming the mixer, the size, the limit and what to change. The harness
+ * asks before a run starts, so that --device cuda refuses a config with
+ * exit 2 instead of failing halfway; model_create asks too while OPS_CUDA
+ * is current. A config that fails the model's own checks fails here too. */
+int model_cuda_fits(const model_config *cfg, char *err, size_t errlen);
+
 /* A named parameter tensor (names follow MODELS.md's equations, e.g.
  * "blocks.0.mixer.W_q"); for export and the tests. */
 typedef struct {

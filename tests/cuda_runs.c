@@ -165,3 +165,48 @@ Test(cuda_runs, run_too_big_for_the_gpu_is_refused_before_it_allocates, .timeout
                  1);
     remove_temp_dir(dir);
 }
+
+/* A sweep with one run past what the CUDA kernels cover (deltanet's head
+ * size 256 > CUDA_SCAN_DELTA_MAX_KV): --device cuda refuses the whole config
+ * with exit 2 naming the run, the size, the limit and --device cpu, and
+ * records nothing, leaving a database's earlier results as they were;
+ * --device auto trains that run on the CPU and the other on the GPU. */
+Test(cuda_runs, run_past_the_cuda_size_limits_is_a_config_error, .timeout = 300)
+{
+    char dir[256], db[300];
+    make_temp_dir(dir, sizeof dir, "sb_cuda_runs");
+    snprintf(db, sizeof db, "%s/r.db", dir);
+    const char *earlier = "name: e\n"
+                          "task: {name: parity, train_len: [3, 5], eval_len: [5]}\n"
+                          "model: {mixer: lstm, layers: 1, d_model: 8, mlp: none}\n"
+                          "train: {steps: 2, batch: 4}\n"
+                          "eval: {count: 4, batch: 4}\n";
+    run_on(dir, earlier, "cpu", db, 0);
+    const char *config = "name: l\n"
+                         "task: {name: parity, train_len: [3, 5], eval_len: [5]}\n"
+                         "model: {mixer: deltanet, layers: 1, d_model: 16, heads: 1, mlp: none}\n"
+                         "train: {steps: 2, batch: 4}\n"
+                         "eval: {count: 4, batch: 4}\n"
+                         "sweep:\n"
+                         "  model.d_model: [16, 256]\n";
+    run_on(dir, config, "cuda", db, 2);
+    char log[300];
+    snprintf(log, sizeof log, "%s/cuda.log", dir);
+    char *text = read_text(log);
+    cr_expect(strstr(text, "run 2") && strstr(text, "deltanet") && strstr(text, "head size d_model/heads = 256") &&
+                  strstr(text, "at most 128") && strstr(text, "--device cpu"),
+              "names run 2, the mixer, the size, the limit and the way out:\n%s", text);
+    cr_expect(strstr(text, "run 1") == NULL, "run 1 fits:\n%s", text);
+    free(text);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM runs"), 1, "only the earlier run");
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND mixer = 'lstm'"), 1);
+
+    run_on(dir, config, "auto", db, 0);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND mixer = 'deltanet' AND device = "
+                             "'cpu' AND config LIKE '%\"d_model\":256%'"),
+                 1, "the run past the limits trained on the CPU");
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM runs WHERE status = 'done' AND mixer = 'deltanet' AND device != "
+                             "'cpu' AND config LIKE '%\"d_model\":16%'"),
+                 1, "the other on the GPU");
+    remove_temp_dir(dir);
+}

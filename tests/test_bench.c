@@ -59,10 +59,11 @@ Test(bench, all_mixers_and_bad_names)
     ops_set_threads(1);
 }
 
-/* --kernels on the CPU at a tiny shape: a row per op and length in the
- * table, each op at its own dimensions (mamba's Di = H D, the LSTM's
- * d = H D), and a fwd and a fwd+bwd row per op and length in the bench
- * table, told apart from training rows by config.kind. */
+/* --kernels on the CPU at a tiny shape: a row per op, form and length in
+ * the table (scan_delta in its recurrent and chunked forms, the others in
+ * their one), each op at its own dimensions (mamba's Di = H D, the LSTM's
+ * d = H D), and a fwd and a fwd+bwd row per op, form and length in the
+ * bench table, told apart from training rows by config.kind. */
 Test(bench, kernels_table_and_rows)
 {
     char dir[256], db[300], log[300];
@@ -73,22 +74,29 @@ Test(bench, kernels_table_and_rows)
                           "--d-state", "3", "--steps", "2", "--threads", "1", "--db", db, NULL};
     cr_assert_eq(run_command(log, cmd_bench, args), 0);
     char *out = read_text(log);
-    cr_expect(strstr(out, "| op | kernel | shape | device | fwd ms | fwd+bwd ms |") != NULL, "%s", out);
+    cr_expect(strstr(out, "| op | kernel | form | shape | device | fwd ms | fwd+bwd ms |") != NULL, "%s", out);
     static const char *const rows[] = {
-        "| deltanet | scan_delta (beta) | B 2, T 5, H 2, D 4 | cpu | ",
-        "| gated_deltanet | scan_delta (beta, alpha) | B 2, T 17, H 2, D 4 | cpu | ",
-        "| gla | scan_delta_vec | B 2, T 5, H 2, D 4 | cpu | ",
-        "| mamba | selective_scan | B 2, T 17, Di 8, N 3 | cpu | ",
-        "| lstm | lstm (recurrence) | B 2, T 5, d 8 | cpu | ",
-        "| attention | attention (causal) | B 2, T 17, H 2, D 4 | cpu | ",
+        "| deltanet | scan_delta (beta) | recurrent | B 2, T 5, H 2, D 4 | cpu | ",
+        "| deltanet | scan_delta (beta) | chunked | B 2, T 5, H 2, D 4 | cpu | ",
+        "| gated_deltanet | scan_delta (beta, alpha) | recurrent | B 2, T 17, H 2, D 4 | cpu | ",
+        "| gated_deltanet | scan_delta (beta, alpha) | chunked | B 2, T 17, H 2, D 4 | cpu | ",
+        "| gla | scan_delta_vec | recurrent | B 2, T 5, H 2, D 4 | cpu | ",
+        "| mamba | selective_scan | - | B 2, T 17, Di 8, N 3 | cpu | ",
+        "| lstm | lstm (recurrence) | - | B 2, T 5, d 8 | cpu | ",
+        "| attention | attention (causal) | - | B 2, T 17, H 2, D 4 | cpu | ",
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) cr_expect(strstr(out, rows[i]) != NULL, "%s\n%s", rows[i], out);
     free(out);
-    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench"), 24);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench"), 32);
     cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.kind') = 'kernel' AND ms > 0 "
                              "AND tokens_per_s > 0 AND mixer LIKE 'kernel:%' AND batch = 2 AND device = 'cpu'"),
-                 24);
-    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE direction = 'fwd+bwd'"), 12);
+                 32);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE direction = 'fwd+bwd'"), 16);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.form') = 'chunked' AND "
+                             "mixer IN ('kernel:deltanet', 'kernel:gated_deltanet')"),
+                 8, "two ops, two lengths, two directions");
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.form') = 'recurrent'"), 12,
+                 "deltanet, gated_deltanet and gla");
     cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE mixer = 'kernel:mamba' AND n = 17 AND "
                              "json_extract(config, '$.d_state') = 3 AND json_extract(config, '$.H') = 2 AND "
                              "json_extract(config, '$.D') = 4"),
@@ -108,7 +116,7 @@ Test(bench, kernels_table_and_rows)
     cr_expect_eq(sql_int(db, "SELECT count(DISTINCT json_extract(config, '$.layers')) FROM bench WHERE "
                              "json_extract(config, '$.kind') = 'step'"),
                  2);
-    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.kind') = 'kernel'"), 24);
+    cr_expect_eq(sql_int(db, "SELECT count(*) FROM bench WHERE json_extract(config, '$.kind') = 'kernel'"), 32);
     remove_temp_dir(dir);
     ops_set_threads(1);
 }

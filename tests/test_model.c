@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../kernels/ops.h"
+#include "../kernels/cuda_limits.h"
 #include "../models/model.h"
 #include "support.h"
 
@@ -133,6 +134,71 @@ Test(model, config_errors)
     model *m = model_create(&cfg, 1, err, sizeof err);
     cr_expect_not_null(m, "lstm with heads 3: %s", err);
     model_free(m);
+}
+
+/* model_cuda_fits against kernels/cuda_limits.h: each limited size at its
+ * limit fits and one step past it is refused with a message naming the
+ * size, the limit and the way out; mixers without limits fit any size. */
+static void expect_fits(model_spec s, int max_len, int fits, const char *names)
+{
+    const model_config cfg = {.spec = s, .vocab_in = 4, .vocab_out = 4, .max_batch = 1,
+                              .max_len = max_len};
+    char err[512] = "";
+    const int rc = model_cuda_fits(&cfg, err, sizeof err);
+    if (fits) {
+        cr_expect_eq(rc, 0, "%s d %d heads %d d_state %d expand %d len %d: %s", mixer_name(s.mixer[0]),
+                     s.d_model, s.heads, s.d_state, s.expand, max_len, err);
+        return;
+    }
+    cr_expect_eq(rc, -1, "%s d %d heads %d d_state %d expand %d len %d: refused", mixer_name(s.mixer[0]),
+                 s.d_model, s.heads, s.d_state, s.expand, max_len);
+    cr_expect(strstr(err, mixer_name(s.mixer[0])) && strstr(err, names) && strstr(err, "at most") &&
+                  strstr(err, "--device cpu"),
+              "the message names the mixer, '%s', the limit and --device cpu: %s", names, err);
+}
+
+static model_spec ssm_spec(int mixer, int d, int heads, int d_state, int expand)
+{
+    model_spec s = spec_of(mixer, d, heads);
+    s.d_state = d_state;
+    s.expand = expand;
+    return s;
+}
+
+Test(model, cuda_size_limits)
+{
+    const int heads_kv[] = {MIXER_DELTANET, MIXER_GATED_DELTANET, MIXER_LINEAR_ATTN, MIXER_RETNET,
+                            MIXER_MLSTM, MIXER_GLA, MIXER_ATTENTION};
+    for (size_t i = 0; i < sizeof heads_kv / sizeof *heads_kv; i++) {
+        const int max = heads_kv[i] == MIXER_ATTENTION ? CUDA_ATTENTION_MAX_D
+                        : heads_kv[i] == MIXER_GLA     ? CUDA_SCAN_VEC_MAX_KV
+                                                       : CUDA_SCAN_DELTA_MAX_KV;
+        expect_fits(spec_of(heads_kv[i], 2 * max, 2), 64, 1, "");
+        expect_fits(spec_of(heads_kv[i], 2 * max + 4, 2), 64, 0, "head size d_model/heads = 130");
+        expect_fits(spec_of(heads_kv[i], 4 * max, 2), 64, 0, "head size d_model/heads = 256");
+    }
+    expect_fits(spec_of(MIXER_ATTENTION, 64, 2), CUDA_ATTENTION_MAX_T, 1, "");
+    expect_fits(spec_of(MIXER_ATTENTION, 64, 2), CUDA_ATTENTION_MAX_T + 1, 0, "longest sequence");
+    expect_fits(ssm_spec(MIXER_MAMBA, 32, 1, CUDA_SELECTIVE_MAX_N, 2), 64, 1, "");
+    expect_fits(ssm_spec(MIXER_MAMBA, 32, 1, CUDA_SELECTIVE_MAX_N + 1, 2), 64, 0, "d_state = 257");
+    expect_fits(ssm_spec(MIXER_S4D, 32, 1, 2 * CUDA_S4D_MAX_MODES, 0), 64, 1, "");
+    expect_fits(ssm_spec(MIXER_S4D, 32, 1, 2 * CUDA_S4D_MAX_MODES + 2, 0), 64, 0, "modes");
+    expect_fits(ssm_spec(MIXER_MAMBA2, 64, 1, CUDA_SCAN_DELTA_MAX_KV, 2), 64, 1, "");
+    expect_fits(ssm_spec(MIXER_MAMBA2, 64, 1, CUDA_SCAN_DELTA_MAX_KV + 1, 2), 64, 0, "d_state = 129");
+    expect_fits(ssm_spec(MIXER_MAMBA2, 66, 1, 16, 2), 64, 0, "head size expand * d_model / heads = 132");
+    expect_fits(ssm_spec(MIXER_MAMBA2, 66, 2, 16, 2), 64, 1, "");
+    /* no limits: the recurrent cells (persistent or per step) and the diagonal scans */
+    const int free_mixers[] = {MIXER_LSTM, MIXER_GRU, MIXER_ELMAN, MIXER_SLSTM, MIXER_MINGRU, MIXER_HGRN};
+    for (size_t i = 0; i < sizeof free_mixers / sizeof *free_mixers; i++)
+        expect_fits(spec_of(free_mixers[i], 1024, 1), 1 << 20, 1, "");
+    /* a pattern is refused by its one mixer past a limit, which it names */
+    model_spec s = spec_of(MIXER_LSTM, 256, 1);
+    s.mixer[1] = MIXER_DELTANET;
+    s.n_mixer = 2;
+    const model_config cfg = {.spec = s, .vocab_in = 4, .vocab_out = 4, .max_batch = 1, .max_len = 8};
+    char err[512] = "";
+    cr_expect_eq(model_cuda_fits(&cfg, err, sizeof err), -1);
+    cr_expect(strstr(err, "deltanet") && !strstr(err, "lstm"), "names deltanet only: %s", err);
 }
 
 /* Copy the previous token (vocabulary 4, T = 8, y_0 unscored): the loss

@@ -35,6 +35,7 @@
 // odd stride (D | 1), free of bank conflicts.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "../cuda_limits.h"
 
 #include <type_traits>
 
@@ -107,6 +108,8 @@ void cuda_rope_backward(real *dinp, const real *dout, int B, int T, int H, int D
 #define FA_MAX_D 128
 #define FA_MAX_DCH (FA_MAX_D / 32)
 #define FA_MAX_TILES 65535         // grid y: row blocks of one head
+static_assert(FA_MAX_D == CUDA_ATTENTION_MAX_D && FA_MAX_TILES * FA_ROWS == CUDA_ATTENTION_MAX_T,
+              "the harness checks runs against kernels/cuda_limits.h");
 
 static_assert(FA_COLS == 32, "one column of a tile per lane");
 

@@ -10,6 +10,7 @@
 // maps (LRU's, S4D's discretisation) are computed in double, as on the CPU.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "../cuda_limits.h"
 
 #include <type_traits>
 
@@ -341,6 +342,7 @@ void cuda_lru_params_backward(real *dnu_log, real *dtheta_log, real *dB, const r
 #define S4D_THREADS 256
 #define S4D_SLICES 16
 #define S4D_MAX_R 16 // modes per lane: M <= 32 S4D_MAX_R
+static_assert(32 * S4D_MAX_R == CUDA_S4D_MAX_MODES, "the harness checks runs against kernels/cuda_limits.h");
 
 static __host__ __device__ int s4d_num_chunks(int T) { return (T + S4D_SCAN_CKPT - 1) / S4D_SCAN_CKPT; }
 static __host__ __device__ int s4d_slices(int B) { return B < S4D_SLICES ? B : S4D_SLICES; }

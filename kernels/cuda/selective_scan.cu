@@ -31,6 +31,7 @@
 // ceil(Di / CPB); (B,Di,N) partials of dA; (B,Di) partials of dD.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "../cuda_limits.h"
 
 #include <type_traits>
 
@@ -39,6 +40,7 @@ static_assert(std::is_same<real, float>::value, "the CUDA backend is float only"
 #define SS_THREADS 256
 #define SS_WARPS (SS_THREADS / 32)
 #define SS_MAX_RN 8 // states per lane: N <= 32 SS_MAX_RN
+static_assert(32 * SS_MAX_RN == CUDA_SELECTIVE_MAX_N, "the harness checks runs against kernels/cuda_limits.h");
 #define SS_FULL_MASK 0xffffffffu
 
 __device__ __forceinline__ float ss_softplus(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
