@@ -32,6 +32,7 @@ static void model_config_for(const run_spec *s, const task_def *t, model_config 
     int le = t->seq_len(&s->task, max_eval_len(s));
     cfg->max_len = lmax > le ? lmax : le;
     cfg->max_batch = s->train.batch > s->eval.batch ? s->train.batch : s->eval.batch;
+    cfg->bf16 = s->train.precision == PRECISION_BF16;
 }
 
 int64_t train_count_params(const run_spec *spec)

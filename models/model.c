@@ -418,13 +418,39 @@ static size_t total_bytes(const model_config *c, const model_sizes *z)
            sizeof(model);
 }
 
+/* The bf16 gemms' operand scratch (kernels/cuda/dense.cu, cuda_common.cu):
+ * 2 slots, each holding one operand at a time, at most the largest weight
+ * or tokens x one of its sides (the embedding tables are looked up, never
+ * multiplied). A slot grows by doubling and keeps the buffers it replaced
+ * for the graphs captured with them, so it holds less than 4 times its
+ * largest operand; 2 bytes a value. 0 when the table cannot be built. */
+static size_t bf16_scratch_bytes(const model_config *c, const model_sizes *z)
+{
+    model_tensor *t = calloc((size_t)z->n_tensors, sizeof *t);
+    param_decl *init = calloc((size_t)z->n_tensors, sizeof *init);
+    size_t largest = 0, n_params = 0;
+    const size_t tokens = (size_t)c->max_batch * c->max_len;
+    if (t && init) {
+        build_table(c, t, init, &n_params);
+        for (int i = 0; i < z->n_tensors; i++) {
+            if (t[i].cols < 2 || !strncmp(t[i].name, "embed.", 6)) continue;
+            const size_t side = (size_t)(t[i].rows > t[i].cols ? t[i].rows : t[i].cols);
+            const size_t most = t[i].size > tokens * side ? t[i].size : tokens * side;
+            if (most > largest) largest = most;
+        }
+    }
+    free(t);
+    free(init);
+    return 2 * 4 * largest * 2;
+}
+
 /* 0 for a config model_create would refuse (it says why). */
 size_t model_memory_estimate(const model_config *cfg)
 {
     char err[8];
     if (validate(cfg, err, sizeof err)) return 0;
     const model_sizes z = sizes_of(cfg);
-    return total_bytes(cfg, &z);
+    return total_bytes(cfg, &z) + (cfg->bf16 ? bf16_scratch_bytes(cfg, &z) : 0);
 }
 
 /* ---- create / free ------------------------------------------------------- */

@@ -25,6 +25,8 @@ typedef struct {
     model_spec spec;
     int vocab_in, vocab_out;
     int max_batch, max_len;   /* largest (B, T) forward will see */
+    int bf16;                 /* train.precision bf16: model_memory_estimate counts
+                                 the bf16 gemms' operand scratch on the GPU */
 } model_config;
 
 /* Whether the CUDA kernels cover every size of this config (head sizes,

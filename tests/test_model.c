@@ -285,6 +285,11 @@ Test(model, memory_estimate)
     const size_t more_len = model_memory_estimate(&cfg);
     cr_expect_gt(more_batch, base);
     cr_expect_gt(more_len, base);
+    /* bf16 adds its gemm operand scratch: 2 slots of under 4 times the
+     * largest operand, here the tokens (8 x 32) times the 256 rows of the
+     * SwiGLU's W_up (2 x 4 x 32), at 2 bytes a value */
+    cfg.bf16 = 1;
+    cr_expect_eq(model_memory_estimate(&cfg) - more_len, (size_t)2 * 4 * (8 * 32) * 256 * 2);
     model_free(m);
 }
 
