@@ -199,9 +199,9 @@ if wants quickstart; then
 fi
 
 if wants memcheck; then
-    stage memcheck 90 "compute-sanitizer memcheck: build/test_cuda cuda_kernels/* and cuda_ops/*" bash -c "
+    stage memcheck 90 "compute-sanitizer memcheck: build/test_cuda cuda_kernels/*, cuda_ops/* and the chunked scans" bash -c "
         export LD_LIBRARY_PATH='$SB_LDP'
-        for f in 'cuda_kernels/*' 'cuda_ops/*'; do
+        for f in 'cuda_kernels/*' 'cuda_ops/*' 'cuda_scan_chunk/*' 'cuda_scan_vec_chunk/*'; do
             compute-sanitizer --tool memcheck --target-processes all --error-exitcode 1 --print-limit 20 \
                 build/test_cuda --filter \"\$f\" --jobs 1 || exit 1
         done"

@@ -107,6 +107,8 @@ size_t cuda_scan_delta_cache_len(int B, int T, int H, int K, int V);
 void cuda_scan_delta_forward(real *o, real *states, const real *q, const real *k,
                              const real *v, const real *beta, const real *alpha, int B, int T, int H, int K, int V, real scale);
 size_t cuda_scan_delta_scratch_len(int B, int T, int H, int K, int V);
+// 1 when OPS_SCAN_AUTO runs scan_delta's chunked form (scan_delta_chunk.cu), 0 the recurrent one
+int cuda_scan_delta_use_chunked(int T, int K, int V);
 void cuda_scan_delta_backward(real *dq, real *dk, real *dv, real *dbeta, real *dalpha,
                               real *scratch, const real *dout, const real *states, const real *q, const real *k, const real *v, const real *beta, const real *alpha, int B, int T, int H, int K, int V, real scale);
 void cuda_lstm_forward(real *h, real *c, real *gates, const real *gx, const real *R, int B,
@@ -208,6 +210,9 @@ void cuda_scan_delta_vec_backward(real *dq, real *dk, real *dv, real *dalpha, re
                                   const real *dout, const real *states, const real *q,
                                   const real *k, const real *v, const real *alpha, int B, int T,
                                   int H, int K, int V, real scale);
+// Under OPS_SCAN_AUTO, 1 when the scan above runs its chunked form
+// (scan_delta_vec_chunk.cu; unmeasured threshold, see there).
+int cuda_scan_delta_vec_use_chunked(int T, int K, int V);
 void cuda_sigmoid_pow_forward(real *out, const real *inp, size_t n, real p, int eigen_signed);
 void cuda_sigmoid_pow_backward(real *dinp, const real *dout, const real *inp, size_t n, real p,
                                int eigen_signed);

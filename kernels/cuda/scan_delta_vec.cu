@@ -3,6 +3,9 @@
 // delta rule family (gla's sigmoid power, mLSTM's stabilised gates and
 // denominator, row fills).
 //
+// The chunked form is scan_delta_vec_chunk.cu; the forward and backward
+// below run it when cuda_scan_delta_vec_chunked_chosen says so.
+//
 // Semantics, cache layout and accumulation are those of
 // kernels/cpu/scan_delta_vec.c and kernels/cpu/delta_gates.c (see ops.h): per
 // (b,h), S_t = diag(alpha_t) S_{t-1} + k_t v_t^T, o_t = scale S_t^T q_t, and
@@ -29,6 +32,8 @@
 // then reverse the chunk token by token with dS = dL/dS in registers.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "../cuda_limits.h"
+#include "scan_delta_vec_chunk.h"
 #include "tile_reduce.cuh"
 
 #include <type_traits>
@@ -38,6 +43,7 @@ static_assert(std::is_same<real, float>::value, "the CUDA backend is float only"
 #define VS_THREADS 256
 #define VS_WARPS (VS_THREADS / 32)
 #define VS_MAX_KV 128
+static_assert(VS_MAX_KV == CUDA_SCAN_VEC_MAX_KV, "the harness checks runs against kernels/cuda_limits.h");
 // widest column set of one reduction: RV TV with RV <= 4, TV <= 32
 #define VS_RED_STRIDE 128
 
@@ -261,6 +267,10 @@ void cuda_scan_delta_vec_forward(real *o, real *states, const real *q, const rea
 {
     const vs_shape p = vs_plan("scan_delta_vec_forward", K, V);
     if (B < 1 || H < 1 || T < 1) return;
+    if (cuda_scan_delta_vec_chunked_chosen(T, K, V)) {
+        cuda_scan_delta_vec_chunked_forward(o, states, q, k, v, alpha, B, T, H, K, V, scale);
+        return;
+    }
     const dim3 grid((unsigned)(B * H), sb_cdiv((size_t)V, (size_t)1 << p.log_tv));
     cudaStream_t st = sb_cuda_stream();
 #define VS_FWD(RK)                                                                          \
@@ -303,6 +313,11 @@ void cuda_scan_delta_vec_backward(real *dq, real *dk, real *dv, real *dalpha, re
 {
     const vs_shape p = vs_plan("scan_delta_vec_backward", K, V);
     if (B < 1 || H < 1 || T < 1) return;
+    if (cuda_scan_delta_vec_chunked_chosen(T, K, V)) { // needs no scratch
+        cuda_scan_delta_vec_chunked_backward(dq, dk, dv, dalpha, dout, states, q, k, v, alpha, B,
+                                             T, H, K, V, scale);
+        return;
+    }
     const int blocks = B * H;
     cudaStream_t st = sb_cuda_stream();
 #define VS_ARGS p.rv, blocks, st, dq, dk, dv, dalpha, scratch, dout, states, q, k, v, alpha, T, H, K, V, scale, p.log_tv
