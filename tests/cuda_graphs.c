@@ -175,6 +175,20 @@ Test(cuda_graphs, replayed_steps_equal_uncaptured_steps_bit_for_bit, .timeout = 
     graph_against_uncaptured(MIXER_ATTENTION, POS_LEARNED, 40);
 }
 
+/* The scans' chunked forms (scan_delta_chunk.cu, scan_delta_vec_chunk.cu)
+ * captured too: every mixer whose scan has one, with the form forced on
+ * both backends (the lengths here are below AUTO's threshold). */
+Test(cuda_graphs, chunked_scans_replay_bit_for_bit, .timeout = 900)
+{
+    fprintf(stderr, "cuda_graphs.chunked_scans_replay_bit_for_bit: seeds 61 + mixer\n");
+    const int scans[] = {MIXER_DELTANET, MIXER_GATED_DELTANET, MIXER_LINEAR_ATTN, MIXER_RETNET,
+                         MIXER_MLSTM,    MIXER_MAMBA2,         MIXER_GLA};
+    ops_set_scan_form(OPS_SCAN_CHUNKED);
+    for (size_t i = 0; i < sizeof scans / sizeof *scans; i++)
+        graph_against_uncaptured(scans[i], POS_ROPE, 61 + (uint64_t)scans[i]);
+    ops_set_scan_form(OPS_SCAN_AUTO);
+}
+
 /* The deterministic contract (docs/SCALE.md): every CUDA kernel reduces in
  * a fixed order and cuBLAS runs on one stream, so two GPU trainings from
  * the same seed end bit for bit equal; embedding_backward's rows gather

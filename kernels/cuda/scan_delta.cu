@@ -29,6 +29,8 @@
 // in registers.
 #include "cuda_common.h"
 #include "ops_cuda.h"
+#include "../cuda_limits.h"
+#include "scan_delta_chunk.h"
 #include "tile_reduce.cuh"
 
 #include <type_traits>
@@ -38,6 +40,7 @@ static_assert(std::is_same<real, float>::value, "the CUDA backend is float only"
 #define SD_THREADS 256
 #define SD_WARPS (SD_THREADS / 32)
 #define SD_MAX_KV 128
+static_assert(SD_MAX_KV == CUDA_SCAN_DELTA_MAX_KV, "the harness checks runs against kernels/cuda_limits.h");
 // widest column set of one reduction: 2 RV TV with RV <= 4, TV <= 32
 #define SD_RED_STRIDE 256
 
@@ -327,11 +330,33 @@ size_t cuda_scan_delta_cache_len(int B, int T, int H, int K, int V)
     return (size_t)B * H * (size_t)(sd_num_chunks(T) + 1) * K * V;
 }
 
-// Per (b,h), the states before each token of one chunk: L (K,V), L = min(T, CKPT).
+// Per (b,h), the states before each token of one chunk: L (K,V), L = min(T,
+// CKPT); or the chunked backward's need (scan_delta_chunk.cu), if larger.
 size_t cuda_scan_delta_scratch_len(int B, int T, int H, int K, int V)
 {
     const size_t L = (size_t)(T < SCAN_DELTA_CKPT ? T : SCAN_DELTA_CKPT);
-    return (size_t)B * H * L * K * V;
+    const size_t recurrent = (size_t)B * H * L * K * V;
+    const size_t chunked = cuda_scan_delta_chunked_scratch_len(B, T, H, K, V);
+    return recurrent > chunked ? recurrent : chunked;
+}
+
+// The chunked form (scan_delta_chunk.cu) where it is expected to be faster:
+// at least 4 chunks, so its fewer barriers per token outweigh building the
+// UT transform per chunk. Unmeasured (written without a GPU): the threshold
+// is to be set from `statebench bench --kernels` on one.
+int cuda_scan_delta_use_chunked(int T, int K, int V)
+{
+    return T >= 4 * SCAN_DELTA_CKPT && K <= SD_MAX_KV && V <= SD_MAX_KV;
+}
+
+// The form to run: ops_set_scan_form's, or by size under OPS_SCAN_AUTO.
+static bool sd_chunked(int T, int K, int V)
+{
+    switch (ops_get_scan_form()) {
+    case OPS_SCAN_RECURRENT: return false;
+    case OPS_SCAN_CHUNKED: return true;
+    default: return cuda_scan_delta_use_chunked(T, K, V) != 0;
+    }
 }
 
 struct sd_shape {
@@ -367,6 +392,10 @@ void cuda_scan_delta_forward(real *o, real *states, const real *q, const real *k
 {
     const sd_shape p = sd_plan("scan_delta_forward", K, V);
     if (B < 1 || H < 1 || T < 1) return;
+    if (sd_chunked(T, K, V)) {
+        cuda_scan_delta_chunked_forward(o, states, q, k, v, beta, alpha, B, T, H, K, V, scale);
+        return;
+    }
     const dim3 grid((unsigned)(B * H), sb_cdiv((size_t)V, (size_t)1 << p.log_tv));
     cudaStream_t st = sb_cuda_stream();
 #define SD_FWD(RK)                                                                           \
@@ -414,6 +443,11 @@ void cuda_scan_delta_backward(real *dq, real *dk, real *dv, real *dbeta,
         sb_cuda_fail(__FILE__, __LINE__, "scan_delta_backward",
                      "dbeta must be given exactly when beta is, dalpha only with alpha");
     if (B < 1 || H < 1 || T < 1) return;
+    if (sd_chunked(T, K, V)) {
+        cuda_scan_delta_chunked_backward(dq, dk, dv, dbeta, dalpha, scratch, dout, states, q, k,
+                                         v, beta, alpha, B, T, H, K, V, scale);
+        return;
+    }
     const int blocks = B * H;
     cudaStream_t st = sb_cuda_stream();
     switch (p.rk) {
