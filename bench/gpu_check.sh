@@ -171,6 +171,14 @@ if wants bench; then
         "$WORK/statebench" bench --device cuda --kernels "${KSHAPE[@]}" --steps 10 --db "$OUTDIR/bench.db"
     sed -n '/===== bench-kernels:/,/===== bench-kernels: exit/p' "$LOG" | grep -v "=====" >"$WORK/kernels.md"
     section "statebench bench --device cuda --kernels" "$WORK/kernels.md"
+    # where the chunked scans start to beat the recurrent ones at the
+    # synthetic tasks' head size (d 128, 4 heads): sets AUTO's threshold
+    # (cuda_scan_delta_use_chunked, cuda_scan_delta_vec_use_chunked; T >= 64 unmeasured)
+    stage bench-forms 40 "statebench bench --device cuda --kernels: scan forms at B 32, H 4, D 32, T 16..1024" \
+        "$WORK/statebench" bench --device cuda --kernels --ops deltanet,gated_deltanet,gla --batch 32 --heads 4 \
+        --head-dim 32 --n 16,32,64,128,256,1024 --steps 10 --db "$OUTDIR/bench.db"
+    sed -n '/===== bench-forms:/,/===== bench-forms: exit/p' "$LOG" | grep -v "=====" >"$WORK/forms.md"
+    section "Scan forms: recurrent against chunked (AUTO's threshold)" "$WORK/forms.md"
     stage bench-steps 120 "statebench bench --device cuda: training steps, d $D, n $N, layers $L, batch 32" \
         "$WORK/statebench" bench --device cuda --mixers "$MIXERS" --d "$D" --n "$N" --layers "$L" --batch 32 --steps 10 \
         --db "$OUTDIR/bench.db"
