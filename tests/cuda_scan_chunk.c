@@ -35,6 +35,8 @@
 #include <string.h>
 
 #include "../kernels/cuda/ops_cuda.h"
+#include "../kernels/cuda/scan_delta_chunk.h"
+#include "../kernels/cuda/scan_delta_vec_chunk.h"
 #include "../kernels/ops.h"
 #include "cuda_check.h"
 
@@ -178,6 +180,7 @@ Test(cuda_scan_chunk, recurrent_forward_chunked_backward_linear)
  * (4 chunks) with K, V <= 128. */
 Test(cuda_scan_chunk, auto_rule)
 {
+    xt_require_gpu(); /* the rule asks the device for its shared memory */
     cr_expect_eq(cuda_scan_delta_use_chunked(63, 64, 64), 0);
     cr_expect_eq(cuda_scan_delta_use_chunked(64, 64, 64), 1);
     cr_expect_eq(cuda_scan_delta_use_chunked(64, 1, 1), 1);
@@ -241,3 +244,40 @@ static void auto_picks(int T, uint64_t seed)
 
 Test(cuda_scan_chunk, auto_recurrent_at_t63) { auto_picks(63, 861); }
 Test(cuda_scan_chunk, auto_chunked_at_t64) { auto_picks(64, 862); }
+
+/* ---- a device with less shared memory ----------------------------------------- */
+
+/* On the emulator, a device that gives a block at most 64 KiB of shared
+ * memory (CUDA_EMU_SMEM_OPTIN; a GPU keeps its own limit). Set before the
+ * test's first CUDA call, which reads it. */
+static void small_device(void)
+{
+    setenv("CUDA_EMU_SMEM_OPTIN", "65536", 1);
+    ops_set_threads(1);
+}
+
+/* AUTO picks the chunked forms only where the device gives their blocks
+ * the shared memory they need (both scans need more than 64 KiB at K = V =
+ * 128, far less at 32), and there runs the recurrent form, which needs none
+ * of it, instead of failing. */
+Test(cuda_scan_smem, auto_runs_recurrent_where_the_device_lacks_shared_memory, .init = small_device)
+{
+    xt_require_gpu();
+    const size_t optin = sb_cuda_smem_optin();
+    if (xt_emulated()) cr_assert_eq(optin, 65536, "CUDA_EMU_SMEM_OPTIN plays a 64 KiB device");
+    const int sizes[][2] = {{128, 128}, {128, 7}, {64, 64}, {32, 32}, {7, 100}};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        const int K = sizes[i][0], V = sizes[i][1];
+        cr_expect_eq(cuda_scan_delta_use_chunked(64, K, V), cuda_scan_delta_chunked_smem(K, V) <= optin,
+                     "scan_delta K %d V %d: %zu bytes, the device gives %zu", K, V,
+                     cuda_scan_delta_chunked_smem(K, V), optin);
+        cr_expect_eq(cuda_scan_delta_vec_use_chunked(64, K, V), cuda_scan_delta_vec_chunked_smem(K, V) <= optin,
+                     "scan_delta_vec K %d V %d: %zu bytes, the device gives %zu", K, V,
+                     cuda_scan_delta_vec_chunked_smem(K, V), optin);
+    }
+    if (xt_emulated()) {
+        cr_expect(!cuda_scan_delta_use_chunked(64, 128, 128) && cuda_scan_delta_use_chunked(64, 32, 32));
+        cr_expect(!cuda_scan_delta_vec_use_chunked(64, 128, 128) && cuda_scan_delta_vec_use_chunked(64, 32, 32));
+    }
+    sc_run((sc_case){1, 64, 1, 128, 128, SC_DELTA_SIGNED, SC_ALPHA, REC, OPS_SCAN_AUTO, OPS_SCAN_AUTO, 871});
+}

@@ -87,6 +87,19 @@ extern "C" void *sb_cuda_scratch(void)
     return scratch;
 }
 
+extern "C" size_t sb_cuda_smem_optin(void)
+{
+    require_init("sb_cuda_smem_optin");
+    static int bytes = -1;
+    if (bytes < 0) {
+        int dev = 0, v = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        bytes = v;
+    }
+    return (size_t)bytes;
+}
+
 extern "C" void *sb_cuda_reduce_scratch(void)
 {
     require_init("sb_cuda_reduce_scratch");

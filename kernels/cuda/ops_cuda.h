@@ -22,6 +22,11 @@ extern "C" {
 // the reason in err (no driver, no device). Idempotent. TF32 tensor-core
 // gemms only when the environment sets STATEBENCH_TF32=1 (see README).
 int cuda_ops_init(char *err, size_t errlen);
+// The opt-in limit of dynamic shared memory per block on the backend's
+// device, in bytes (cudaDevAttrMaxSharedMemoryPerBlockOptin), asked once
+// (kernels/cuda/cuda_common.cu): what a kernel may request through
+// cudaFuncSetAttribute, and what the scans' automatic form choice checks.
+size_t sb_cuda_smem_optin(void);
 // 1 when cuBLAS runs gemms in TF32 (cuda_ops_init read STATEBENCH_TF32=1,
 // or cuda_ops_set_tf32(1) since: train.precision tf32).
 int cuda_ops_tf32(void);

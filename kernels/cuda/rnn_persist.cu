@@ -26,6 +26,7 @@
 // backward) on sm_90; otherwise the callers keep their per-step gemm +
 // pointwise path.
 #include "cuda_common.h"
+#include "ops_cuda.h"
 #include "rnn_cells.cuh"
 #include "rnn_persist.h"
 
@@ -295,24 +296,11 @@ __global__ void __launch_bounds__(RP_LSTM_THREADS)
     for (int i = threadIdx.x; i < nr; i += blockDim.x) dR[i] = dRs[i];
 }
 
-// The device's opt-in shared memory per block, asked once.
-static size_t rp_smem_limit()
-{
-    static int bytes = -1;
-    if (bytes < 0) {
-        int dev = 0, v = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-        bytes = v;
-    }
-    return (size_t)bytes;
-}
-
 // The batch slice for fixed floats plus per_row floats a row in shared
 // memory; 0 when one row does not fit.
 static int rp_slice(int B, int Dh, size_t fixed, size_t per_row, size_t *smem)
 {
-    const size_t limit = rp_smem_limit() / sizeof(float);
+    const size_t limit = sb_cuda_smem_optin() / sizeof(float);
     if (fixed + per_row > limit) return 0;
     size_t bs = (size_t)(RP_ROWS_TARGET / Dh > 1 ? RP_ROWS_TARGET / Dh : 1);
     if (bs > (size_t)B) bs = (size_t)B;
@@ -327,7 +315,7 @@ template <class Kernel> static void rp_allow_smem(Kernel *kernel, bool *done)
 {
     if (*done) return;
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)rp_smem_limit()));
+                                    (int)sb_cuda_smem_optin()));
     *done = true;
 }
 
@@ -395,7 +383,7 @@ bool rnn_persist_lstm_backward(float *dgx, float *dR, const float *dh, const flo
     if (B < 1 || T < 1 || d < 1) return true;
     const size_t floats = (size_t)8 * d * d + (size_t)10 * B * d;
     const size_t smem = floats * sizeof(float);
-    if (smem > rp_smem_limit()) return false;
+    if (smem > sb_cuda_smem_optin()) return false;
     static bool allowed = false;
     rp_allow_smem(rp_lstm_bwd_kernel, &allowed);
     const size_t n = (size_t)B * d > (size_t)4 * d * d ? (size_t)B * d : (size_t)4 * d * d;

@@ -344,9 +344,12 @@ size_t cuda_scan_delta_scratch_len(int B, int T, int H, int K, int V)
 // at least 4 chunks, so its fewer barriers per token outweigh building the
 // UT transform per chunk. Unmeasured (written without a GPU): the threshold
 // is to be set from `statebench bench --kernels` on one.
+// Where the device cannot give the chunked kernels their shared memory
+// (K = V = 128 needs about 93 KiB: sm_86 cards have 99), the recurrent form.
 int cuda_scan_delta_use_chunked(int T, int K, int V)
 {
-    return T >= 4 * SCAN_DELTA_CKPT && K <= SD_MAX_KV && V <= SD_MAX_KV;
+    return T >= 4 * SCAN_DELTA_CKPT && K <= SD_MAX_KV && V <= SD_MAX_KV &&
+           cuda_scan_delta_chunked_smem(K, V) <= sb_cuda_smem_optin();
 }
 
 // The form to run: ops_set_scan_form's, or by size under OPS_SCAN_AUTO.

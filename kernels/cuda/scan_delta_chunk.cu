@@ -579,17 +579,25 @@ template <class Kernel>
 static void sdc_allow_smem(Kernel *kernel, size_t bytes, const char *op, int K, int V)
 {
     if (bytes <= 48 * 1024) return;
-    int dev = 0, limit = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    if (bytes > (size_t)limit) {
+    const size_t limit = sb_cuda_smem_optin();
+    if (bytes > limit) {
         char msg[200];
         snprintf(msg, sizeof msg,
-                 "K = %d, V = %d need %zu bytes of shared memory per block; the device gives %d",
+                 "K = %d, V = %d need %zu bytes of shared memory per block; the device gives %zu "
+                 "(the recurrent form, which the automatic choice runs here, does not)",
                  K, V, bytes, limit);
         sb_cuda_fail(__FILE__, __LINE__, op, msg);
     }
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
+size_t cuda_scan_delta_chunked_smem(int K, int V)
+{
+    const int vt = V < SDC_FWD_VT ? V : SDC_FWD_VT;
+    sdc_fwd_smem f;
+    sdc_bwd_smem b;
+    const size_t fwd = sdc_fwd_layout(&f, NULL, K, vt), bwd = sdc_bwd_layout(&b, NULL, K, V);
+    return (fwd > bwd ? fwd : bwd) * sizeof(float);
 }
 
 void cuda_scan_delta_chunked_forward(real *o, real *states, const real *q, const real *k,

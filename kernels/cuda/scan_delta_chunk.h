@@ -14,6 +14,10 @@
 extern "C" {
 #endif
 
+// Bytes of shared memory a block of the chunked form needs at K, V (the
+// larger of the forward's and the backward's); under OPS_SCAN_AUTO the
+// recurrent form runs where the device gives less (sb_cuda_smem_optin).
+size_t cuda_scan_delta_chunked_smem(int K, int V);
 // The chunked backward's scratch: two K x V gradients of the state per (b,h).
 size_t cuda_scan_delta_chunked_scratch_len(int B, int T, int H, int K, int V);
 void cuda_scan_delta_chunked_forward(real *o, real *states, const real *q, const real *k,

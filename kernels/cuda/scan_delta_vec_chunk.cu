@@ -351,9 +351,15 @@ __global__ void __launch_bounds__(VC_THREADS)
 // The AUTO rule. UNMEASURED: no GPU was at hand when this was written, so
 // the threshold (chunked from 64 tokens on) is a guess, to be set from
 // `statebench bench --kernels` on a GPU.
+size_t cuda_scan_delta_vec_chunked_smem(int K, int V)
+{
+    return vc_bwd_smem_floats(K, V) * sizeof(float);
+}
+
 int cuda_scan_delta_vec_use_chunked(int T, int K, int V)
 {
-    return T >= 64 && K >= 1 && V >= 1 && K <= VC_MAX_KV && V <= VC_MAX_KV;
+    return T >= 64 && K >= 1 && V >= 1 && K <= VC_MAX_KV && V <= VC_MAX_KV &&
+           cuda_scan_delta_vec_chunked_smem(K, V) <= sb_cuda_smem_optin();
 }
 
 int cuda_scan_delta_vec_chunked_chosen(int T, int K, int V)
@@ -396,14 +402,12 @@ static void vc_allow_bwd_smem(size_t bytes)
 {
     static size_t allowed = 48 * 1024;
     if (bytes <= allowed) return;
-    int dev = 0, optin = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    if (bytes > (size_t)optin) {
+    const size_t optin = sb_cuda_smem_optin();
+    if (bytes > optin) {
         char msg[200];
         snprintf(msg, sizeof msg,
                  "the chunked backward needs %zu bytes of shared memory per block, the device "
-                 "allows %d (set the scan form to recurrent)",
+                 "allows %zu (the recurrent form, which the automatic choice runs here, does not)",
                  bytes, optin);
         sb_cuda_fail(__FILE__, __LINE__, "scan_delta_vec_backward (chunked)", msg);
     }

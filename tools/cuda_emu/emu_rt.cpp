@@ -678,7 +678,14 @@ static void watch(const launch_site *site)
 
 static cudaError_t last_error = cudaSuccess;
 static size_t max_dyn_smem = 48 * 1024; // raised by cudaFuncSetAttribute
-static const size_t MAX_DYN_SMEM_OPTIN = 227 * 1024;
+// The opt-in limit of shared memory per block: an H100's 227 KiB, or
+// CUDA_EMU_SMEM_OPTIN bytes (to play a smaller device: an A100 has 163 KiB,
+// an sm_86 card 99 KiB).
+static size_t smem_optin(void)
+{
+    static const size_t bytes = (size_t)env_long("CUDA_EMU_SMEM_OPTIN", 227 * 1024, 48 * 1024, 227 * 1024);
+    return bytes;
+}
 static void check_stream(cudaStream_t s, const char *what);
 static void check_redzones(const char *after);
 
@@ -1017,7 +1024,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d)
     snprintf(p->name, sizeof p->name, "CUDA emulator on the CPU (tools/cuda_emu, emulated sm_90)");
     p->totalGlobalMem = device_capacity();
     p->sharedMemPerBlock = 48 * 1024;
-    p->sharedMemPerBlockOptin = MAX_DYN_SMEM_OPTIN;
+    p->sharedMemPerBlockOptin = smem_optin();
     p->sharedMemPerMultiprocessor = 228 * 1024;
     p->regsPerBlock = 65536;
     p->warpSize = 32;
@@ -1343,7 +1350,7 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 cudaError_t cudaFuncSetAttributeImpl(const void *, cudaFuncAttribute a, int value)
 {
     if (a == cudaFuncAttributeMaxDynamicSharedMemorySize) {
-        if (value < 0 || (size_t)value > MAX_DYN_SMEM_OPTIN) return cudaErrorInvalidValue;
+        if (value < 0 || (size_t)value > smem_optin()) return cudaErrorInvalidValue;
         // per function on a GPU; the emulator keeps the largest asked for
         max_dyn_smem = std::max(max_dyn_smem, (size_t)value);
     }
