@@ -24,6 +24,10 @@ static const char *const mlp_names[] = {"swiglu", "gelu", "none", NULL};
 static const char *const pos_names[] = {"rope", "learned", "none", NULL};
 static const char *const fmap_names[] = {"elu1", "identity", "relu", NULL};
 static const char *const precision_names[] = {"fp32", "tf32", "bf16", NULL};
+/* Every kernel reduces in a fixed order, on both devices: there is no
+ * faster non-deterministic path, so true is the one value (false is an
+ * error that says so, not a setting that is silently ignored). */
+static const char *const deterministic_names[] = {"true", NULL};
 /* the full task suite (tasks/): orders as the OPS_*, LANG_*, ORDER_* enums of spec.h */
 static const char *const ops_names[] = {"auto", "+-*", "+-", "+*", "-*", "+", "-", "*", NULL};
 static const char *const language_names[] = {"tomita1", "tomita2", "tomita3", "tomita4", "tomita5",
@@ -217,6 +221,11 @@ const sb_option sb_options[] = {
              "or bf16 (GPU only, refused on the CPU: the dense projections' operands rounded to bf16, up "
              "to 4e-3 relative each, with fp32 accumulation; weights, gradients, AdamW and the other ops "
              "stay fp32); in the hash unless fp32"},
+    {.name = "train.deterministic", .type = OPT_ENUM, .names = deterministic_names, .def = "true",
+     .flags = OPT_HASHED_UNLESS_DEFAULT, .offset = F(train.deterministic),
+     .help = "bit-reproducible runs: every reduction in a fixed order, no float atomics, on the CPU "
+             "and the GPU (docs/SCALE.md); the only mode the kernels have, so true is the only value "
+             "(runs.deterministic records it)"},
 
     {.name = "eval.every", .type = OPT_INT, .min = 0, .max = 1e8, .def = "0",
      .offset = F(eval.every), .help = "evaluate every k steps (0 = at the end only)"},

@@ -92,6 +92,8 @@ typedef struct {
     int log_every;           /* curve rows every k steps */
     int checkpoint_every;    /* checkpoints (harness/checkpoint.c): every k steps, 0 = only on a signal */
     int precision;           /* PRECISION_*: the GPU's gemms; the CPU computes fp32 */
+    int deterministic;       /* train.deterministic: index into its names, whose only
+                                value is "true" (every kernel reduces in a fixed order) */
 } train_spec;
 
 typedef struct {

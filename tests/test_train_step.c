@@ -289,6 +289,26 @@ Test(train_step, precision_is_hashed_unless_fp32)
     free(json_bf16);
 }
 
+/* train.deterministic: true, the one mode every kernel has, is the default
+ * and leaves the hash and the canonical JSON as they were; false is a
+ * config error naming what is allowed (there is no other mode to run). */
+Test(train_step, deterministic_true_is_the_default_and_false_an_error)
+{
+    run_spec s;
+    spec_defaults(&s, 0);
+    char plain[33], set[33], err[256] = "";
+    spec_hash(&s, plain);
+    cr_assert_eq(options_set(&s, "train.deterministic", "true", err, sizeof err), 0, "%s", err);
+    spec_hash(&s, set);
+    cr_expect_str_eq(plain, set, "true is the default: the same runs");
+    char *json = spec_to_json(&s);
+    cr_expect_null(strstr(json, "deterministic"), "%s", json);
+    free(json);
+    cr_expect_neq(options_set(&s, "train.deterministic", "false", err, sizeof err), 0);
+    cr_expect_not_null(strstr(err, "train.deterministic") && strstr(err, "allowed: true") ? err : NULL, "%s", err);
+    spec_free(&s);
+}
+
 /* bf16 is a valid setting (the spec checks pass): only where the run
  * trains decides (cmd_run: the GPU only). */
 Test(train_step, bf16_passes_the_option_checks)
