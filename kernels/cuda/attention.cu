@@ -457,14 +457,6 @@ static dim3 fa_grid(const char *op, int B, int T, int H, int D)
     return dim3((unsigned)(B * H), tiles);
 }
 
-// A kernel's dynamic shared memory above the default 48 KiB must be allowed.
-template <class Kernel> static void fa_allow_smem(Kernel *kernel, size_t bytes)
-{
-    if (bytes > 48 * 1024)
-        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        (int)bytes));
-}
-
 // att: lse (B,H,T), then the copy of out (B,T,H,D).
 size_t cuda_attention_cache_len(int B, int T, int H, int D)
 {
@@ -476,7 +468,7 @@ static void fa_forward(dim3 grid, real *out, real *att, const real *q, const rea
                        const real *v, int B, int T, int H, int D, float scale)
 {
     const size_t smem = fa_fwd_smem(D) * sizeof(float);
-    fa_allow_smem(flash_fwd_kernel<DCH>, smem);
+    sb_cuda_allow_smem((const void *)flash_fwd_kernel<DCH>, smem, "attention_forward");
     float *lse = att, *o_copy = att + (size_t)B * H * T;
     flash_fwd_kernel<DCH><<<grid, FA_THREADS, smem, sb_cuda_stream()>>>(out, lse, o_copy, q, k,
                                                                          v, T, H, D, scale);
@@ -512,8 +504,8 @@ static void fa_backward(dim3 grid, real *dq, real *dk, real *dv, real *delta, co
     const float *lse = att, *o = att + (size_t)B * H * T;
     cudaStream_t st = sb_cuda_stream();
     const size_t smem_dq = fa_dq_smem(D) * sizeof(float), smem_kv = fa_dkdv_smem(D) * sizeof(float);
-    fa_allow_smem(flash_bwd_dq_kernel<DCH>, smem_dq);
-    fa_allow_smem(flash_bwd_dkdv_kernel<DCH>, smem_kv);
+    sb_cuda_allow_smem((const void *)flash_bwd_dq_kernel<DCH>, smem_dq, "attention_backward");
+    sb_cuda_allow_smem((const void *)flash_bwd_dkdv_kernel<DCH>, smem_kv, "attention_backward");
     flash_bwd_dq_kernel<DCH><<<grid, FA_THREADS, smem_dq, st>>>(dq, delta, dout, lse, o, q, k, v,
                                                                  T, H, D, scale);
     CUDA_CHECK_LAST();

@@ -100,6 +100,34 @@ extern "C" size_t sb_cuda_smem_optin(void)
     return (size_t)bytes;
 }
 
+// The kernels allowed more than 48 KiB of dynamic shared memory, and how much.
+#define SMEM_KERNELS 64
+static struct {
+    const void *kernel;
+    size_t bytes;
+} smem_allowed[SMEM_KERNELS];
+static int n_smem_allowed;
+
+extern "C" void sb_cuda_allow_smem(const void *kernel, size_t bytes, const char *what)
+{
+    if (bytes <= 48 * 1024) return;
+    const size_t limit = sb_cuda_smem_optin();
+    if (bytes > limit) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "needs %zu bytes of shared memory per block; the device gives %zu", bytes,
+                 limit);
+        sb_cuda_fail(__FILE__, __LINE__, what, msg);
+    }
+    int i = 0;
+    while (i < n_smem_allowed && smem_allowed[i].kernel != kernel) i++;
+    if (i < n_smem_allowed && smem_allowed[i].bytes >= bytes) return;
+    if (i == SMEM_KERNELS) sb_cuda_fail(__FILE__, __LINE__, what, "more kernels than SMEM_KERNELS ask for shared memory");
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+    if (i == n_smem_allowed) n_smem_allowed++;
+    smem_allowed[i].kernel = kernel;
+    smem_allowed[i].bytes = bytes;
+}
+
 extern "C" void *sb_cuda_reduce_scratch(void)
 {
     require_init("sb_cuda_reduce_scratch");

@@ -48,6 +48,13 @@ void *sb_cuda_reduce_scratch(void);
 #define SB_CUDA_BF16_SLOTS 2
 void *sb_cuda_bf16_scratch(int slot, size_t elems);
 
+// Lets `kernel` launch with `bytes` of dynamic shared memory: above the
+// default 48 KiB, cudaFuncSetAttribute, called again only when a kernel
+// asks for more than it was last allowed (so the launches a CUDA graph
+// captures, whose eager warm-up came first, make no such call). More than
+// the device gives (sb_cuda_smem_optin) stops the process naming `what`.
+void sb_cuda_allow_smem(const void *kernel, size_t bytes, const char *what);
+
 // Name of a cuBLAS status, for messages.
 const char *sb_cublas_status_name(cublasStatus_t s);
 

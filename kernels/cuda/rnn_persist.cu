@@ -309,16 +309,6 @@ static int rp_slice(int B, int Dh, size_t fixed, size_t per_row, size_t *smem)
     return (int)bs;
 }
 
-// Raises the kernel's dynamic shared memory limit to the device's, once per
-// kernel (outside any graph capture in practice: the first call is eager).
-template <class Kernel> static void rp_allow_smem(Kernel *kernel, bool *done)
-{
-    if (*done) return;
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)sb_cuda_smem_optin()));
-    *done = true;
-}
-
 static unsigned rp_threads(int BS, int Dh)
 {
     const int n = (BS * Dh + 31) / 32 * 32;
@@ -333,8 +323,7 @@ static bool rp_forward(float *h, float *c, float *nst, float *gates, const float
     size_t smem = 0;
     const int BS = rp_slice(B, Dh, (size_t)G * Dh * Dh, (size_t)Dh * (2 + rp_fwd_states(K)), &smem);
     if (BS < 1) return false;
-    static bool allowed = false;
-    rp_allow_smem(rp_fwd_kernel<K>, &allowed);
+    sb_cuda_allow_smem((const void *)rp_fwd_kernel<K>, smem, "rnn_persist_forward");
     const dim3 grid((unsigned)H, sb_cdiv((size_t)B, (size_t)BS));
     rp_fwd_kernel<K><<<grid, rp_threads(BS, Dh), smem, sb_cuda_stream()>>>(h, c, nst, gates, gx, R,
                                                                           B, T, d, Dh, BS);
@@ -352,8 +341,7 @@ static bool rp_backward(float *dgx, float *drh, const float *dh, const float *h,
     const int BS = rp_slice(B, Dh, (size_t)G * Dh * Dh,
                             (size_t)2 * G * Dh + (size_t)Dh * (1 + rp_bwd_states(K)), &smem);
     if (BS < 1) return false;
-    static bool allowed = false;
-    rp_allow_smem(rp_bwd_kernel<K>, &allowed);
+    sb_cuda_allow_smem((const void *)rp_bwd_kernel<K>, smem, "rnn_persist_backward");
     const dim3 grid((unsigned)H, sb_cdiv((size_t)B, (size_t)BS));
     rp_bwd_kernel<K><<<grid, rp_threads(BS, Dh), smem, sb_cuda_stream()>>>(
         dgx, drh, dh, h, c, nst, gates, R, B, T, d, Dh, BS);
@@ -384,8 +372,7 @@ bool rnn_persist_lstm_backward(float *dgx, float *dR, const float *dh, const flo
     const size_t floats = (size_t)8 * d * d + (size_t)10 * B * d;
     const size_t smem = floats * sizeof(float);
     if (smem > sb_cuda_smem_optin()) return false;
-    static bool allowed = false;
-    rp_allow_smem(rp_lstm_bwd_kernel, &allowed);
+    sb_cuda_allow_smem((const void *)rp_lstm_bwd_kernel, smem, "rnn_persist_lstm_backward");
     const size_t n = (size_t)B * d > (size_t)4 * d * d ? (size_t)B * d : (size_t)4 * d * d;
     const unsigned threads = n < RP_LSTM_THREADS ? (unsigned)(n + 31) / 32 * 32 : RP_LSTM_THREADS;
     rp_lstm_bwd_kernel<<<1, threads, smem, sb_cuda_stream()>>>(dgx, dR, dh, h, c, gates, R, B, T,

@@ -573,24 +573,6 @@ static void sdc_check_sizes(const char *op, int K, int V)
     }
 }
 
-// Allows kernel `bytes` of dynamic shared memory, failing with the sizes
-// when the device cannot give that much to one block.
-template <class Kernel>
-static void sdc_allow_smem(Kernel *kernel, size_t bytes, const char *op, int K, int V)
-{
-    if (bytes <= 48 * 1024) return;
-    const size_t limit = sb_cuda_smem_optin();
-    if (bytes > limit) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "K = %d, V = %d need %zu bytes of shared memory per block; the device gives %zu "
-                 "(the recurrent form, which the automatic choice runs here, does not)",
-                 K, V, bytes, limit);
-        sb_cuda_fail(__FILE__, __LINE__, op, msg);
-    }
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-}
-
 size_t cuda_scan_delta_chunked_smem(int K, int V)
 {
     const int vt = V < SDC_FWD_VT ? V : SDC_FWD_VT;
@@ -609,7 +591,7 @@ void cuda_scan_delta_chunked_forward(real *o, real *states, const real *q, const
     const int vt = V < SDC_FWD_VT ? V : SDC_FWD_VT;
     sdc_fwd_smem s;
     const size_t bytes = sdc_fwd_layout(&s, NULL, K, vt) * sizeof(float);
-    sdc_allow_smem(scan_delta_chunk_fwd_kernel, bytes, "scan_delta_forward (chunked)", K, V);
+    sb_cuda_allow_smem((const void *)scan_delta_chunk_fwd_kernel, bytes, "scan_delta_forward (chunked)");
     const dim3 grid((unsigned)(B * H), sb_cdiv((size_t)V, (size_t)vt));
     scan_delta_chunk_fwd_kernel<<<grid, SDC_THREADS, bytes, sb_cuda_stream()>>>(
         o, states, q, k, v, beta, alpha, T, H, K, V, scale, vt);
@@ -629,7 +611,7 @@ void cuda_scan_delta_chunked_backward(real *dq, real *dk, real *dv, real *dbeta,
     if (B < 1 || H < 1 || T < 1) return;
     sdc_bwd_smem s;
     const size_t bytes = sdc_bwd_layout(&s, NULL, K, V) * sizeof(float);
-    sdc_allow_smem(scan_delta_chunk_bwd_kernel, bytes, "scan_delta_backward (chunked)", K, V);
+    sb_cuda_allow_smem((const void *)scan_delta_chunk_bwd_kernel, bytes, "scan_delta_backward (chunked)");
     scan_delta_chunk_bwd_kernel<<<B * H, SDC_THREADS, bytes, sb_cuda_stream()>>>(
         dq, dk, dv, dbeta, dalpha, scratch, dout, states, q, k, v, beta, alpha, T, H, K, V,
         scale);

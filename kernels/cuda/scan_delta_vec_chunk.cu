@@ -395,27 +395,6 @@ void cuda_scan_delta_vec_chunked_forward(real *o, real *states, const real *q, c
     CUDA_CHECK_LAST();
 }
 
-// Allows the backward kernel the dynamic shared memory it needs beyond the
-// default 48 KiB (once per size increase), or stops with a message when the
-// device has less.
-static void vc_allow_bwd_smem(size_t bytes)
-{
-    static size_t allowed = 48 * 1024;
-    if (bytes <= allowed) return;
-    const size_t optin = sb_cuda_smem_optin();
-    if (bytes > optin) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "the chunked backward needs %zu bytes of shared memory per block, the device "
-                 "allows %zu (the recurrent form, which the automatic choice runs here, does not)",
-                 bytes, optin);
-        sb_cuda_fail(__FILE__, __LINE__, "scan_delta_vec_backward (chunked)", msg);
-    }
-    CUDA_CHECK(cudaFuncSetAttribute(scan_vec_chunk_bwd_kernel,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-    allowed = bytes;
-}
-
 void cuda_scan_delta_vec_chunked_backward(real *dq, real *dk, real *dv, real *dalpha,
                                           const real *dout, const real *states, const real *q,
                                           const real *k, const real *v, const real *alpha, int B,
@@ -424,7 +403,7 @@ void cuda_scan_delta_vec_chunked_backward(real *dq, real *dk, real *dv, real *da
     vc_check("scan_delta_vec_backward (chunked)", K, V);
     if (B < 1 || H < 1 || T < 1) return;
     const size_t smem = vc_bwd_smem_floats(K, V) * sizeof(float);
-    vc_allow_bwd_smem(smem);
+    sb_cuda_allow_smem((const void *)scan_vec_chunk_bwd_kernel, smem, "scan_delta_vec_backward (chunked)");
     scan_vec_chunk_bwd_kernel<<<(unsigned)(B * H), VC_THREADS, smem, sb_cuda_stream()>>>(
         dq, dk, dv, dalpha, dout, states, q, k, v, alpha, T, H, K, V, scale);
     CUDA_CHECK_LAST();

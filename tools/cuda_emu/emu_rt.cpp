@@ -1347,8 +1347,12 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
     return cudaSuccess;
 }
 
+// Refused during a capture, like an allocation: perhaps stricter than a GPU,
+// but statebench's kernels are to set their attributes in the eager warm-up
+// (sb_cuda_allow_smem), never in the captured step.
 cudaError_t cudaFuncSetAttributeImpl(const void *, cudaFuncAttribute a, int value)
 {
+    if (unsafe_during_capture(nullptr)) return cudaErrorStreamCaptureUnsupported;
     if (a == cudaFuncAttributeMaxDynamicSharedMemorySize) {
         if (value < 0 || (size_t)value > smem_optin()) return cudaErrorInvalidValue;
         // per function on a GPU; the emulator keeps the largest asked for

@@ -412,7 +412,8 @@ Test(cuda_emu, captured_work_runs_at_each_replay_not_at_capture)
 }
 
 // A wait for the device, or an allocation, inside a capture fails the call
-// and invalidates the capture, as on a GPU; the stream captures again after.
+// and invalidates the capture, as on a GPU; so does setting a kernel
+// attribute (the emulator's rule); the stream captures again after.
 Test(cuda_emu, a_sync_or_allocation_in_a_capture_invalidates_it)
 {
     cudaStream_t s;
@@ -429,6 +430,13 @@ Test(cuda_emu, a_sync_or_allocation_in_a_capture_invalidates_it)
     cr_expect_eq(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
     cr_expect_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
     (void)cudaGetLastError();
+    /* a kernel attribute too (the emulator's rule: set them before capturing) */
+    CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+    cr_expect_eq(cudaFuncSetAttribute(write_kernel_for_capture, cudaFuncAttributeMaxDynamicSharedMemorySize, 65536),
+                 cudaErrorStreamCaptureUnsupported);
+    cr_expect_eq(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated);
+    (void)cudaGetLastError();
+    CK(cudaFuncSetAttribute(write_kernel_for_capture, cudaFuncAttributeMaxDynamicSharedMemorySize, 65536));
     std::vector<float> hy = host(y, 32);
     cr_expect_eq(hy[0], 0.0f, "an invalidated capture ran its kernel");
     CK(cudaFree(y));
