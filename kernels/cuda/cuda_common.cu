@@ -128,6 +128,14 @@ extern "C" void sb_cuda_allow_smem(const void *kernel, size_t bytes, const char 
     smem_allowed[i].bytes = bytes;
 }
 
+extern "C" void sb_cuda_check_heads(const char *op, int K, int V, int max)
+{
+    if (K >= 1 && V >= 1 && K <= max && V <= max) return;
+    char msg[160];
+    snprintf(msg, sizeof msg, "head sizes K = %d, V = %d: the CUDA scan supports 1 <= K, V <= %d", K, V, max);
+    sb_cuda_fail(__FILE__, __LINE__, op, msg);
+}
+
 extern "C" void *sb_cuda_reduce_scratch(void)
 {
     require_init("sb_cuda_reduce_scratch");

@@ -55,6 +55,10 @@ void *sb_cuda_bf16_scratch(int slot, size_t elems);
 // the device gives (sb_cuda_smem_optin) stops the process naming `what`.
 void sb_cuda_allow_smem(const void *kernel, size_t bytes, const char *what);
 
+// Refuses (sb_cuda_fail, naming op) head sizes K, V outside 1..max: what a
+// scan's kernels hold (kernels/cuda_limits.h; the harness checks runs first).
+void sb_cuda_check_heads(const char *op, int K, int V, int max);
+
 // Name of a cuBLAS status, for messages.
 const char *sb_cublas_status_name(cublasStatus_t s);
 

@@ -561,18 +561,6 @@ size_t cuda_scan_delta_chunked_scratch_len(int B, int T, int H, int K, int V)
     return (size_t)B * H * 2 * K * V;
 }
 
-// Refuses (exit 1 through sb_cuda_fail) the sizes the kernels do not cover.
-static void sdc_check_sizes(const char *op, int K, int V)
-{
-    if (K < 1 || V < 1 || K > SDC_MAX_KV || V > SDC_MAX_KV) {
-        char msg[160];
-        snprintf(msg, sizeof msg,
-                 "head sizes K = %d, V = %d: the CUDA chunked scan supports 1 <= K, V <= %d", K,
-                 V, SDC_MAX_KV);
-        sb_cuda_fail(__FILE__, __LINE__, op, msg);
-    }
-}
-
 size_t cuda_scan_delta_chunked_smem(int K, int V)
 {
     const int vt = V < SDC_FWD_VT ? V : SDC_FWD_VT;
@@ -586,7 +574,7 @@ void cuda_scan_delta_chunked_forward(real *o, real *states, const real *q, const
                                      const real *v, const real *beta, const real *alpha, int B,
                                      int T, int H, int K, int V, real scale)
 {
-    sdc_check_sizes("scan_delta_forward (chunked)", K, V);
+    sb_cuda_check_heads("scan_delta_forward (chunked)", K, V, SDC_MAX_KV);
     if (B < 1 || H < 1 || T < 1) return;
     const int vt = V < SDC_FWD_VT ? V : SDC_FWD_VT;
     sdc_fwd_smem s;
@@ -604,7 +592,7 @@ void cuda_scan_delta_chunked_backward(real *dq, real *dk, real *dv, real *dbeta,
                                       const real *beta, const real *alpha, int B, int T, int H,
                                       int K, int V, real scale)
 {
-    sdc_check_sizes("scan_delta_backward (chunked)", K, V);
+    sb_cuda_check_heads("scan_delta_backward (chunked)", K, V, SDC_MAX_KV);
     if ((dbeta == NULL) != (beta == NULL) || (dalpha != NULL && alpha == NULL))
         sb_cuda_fail(__FILE__, __LINE__, "scan_delta_backward (chunked)",
                      "dbeta must be given exactly when beta is, dalpha only with alpha");

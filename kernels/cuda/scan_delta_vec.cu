@@ -243,13 +243,7 @@ struct vs_shape {
 // Refuses (exit 1 through sb_cuda_fail) the sizes the kernels do not cover.
 static vs_shape vs_plan(const char *op, int K, int V)
 {
-    if (K < 1 || V < 1 || K > VS_MAX_KV || V > VS_MAX_KV) {
-        char msg[160];
-        snprintf(msg, sizeof msg,
-                 "head sizes K = %d, V = %d: the CUDA scan supports 1 <= K, V <= %d", K, V,
-                 VS_MAX_KV);
-        sb_cuda_fail(__FILE__, __LINE__, op, msg);
-    }
+    sb_cuda_check_heads(op, K, V, VS_MAX_KV);
     vs_shape p;
     p.log_tv = 0;
     while ((1 << p.log_tv) < V && p.log_tv < 5) p.log_tv++;

@@ -371,23 +371,11 @@ int cuda_scan_delta_vec_chunked_chosen(int T, int K, int V)
     }
 }
 
-// Refuses (exit 1 through sb_cuda_fail) the sizes the kernels do not cover.
-static void vc_check(const char *op, int K, int V)
-{
-    if (K < 1 || V < 1 || K > VC_MAX_KV || V > VC_MAX_KV) {
-        char msg[160];
-        snprintf(msg, sizeof msg,
-                 "head sizes K = %d, V = %d: the CUDA chunked scan supports 1 <= K, V <= %d", K,
-                 V, VC_MAX_KV);
-        sb_cuda_fail(__FILE__, __LINE__, op, msg);
-    }
-}
-
 void cuda_scan_delta_vec_chunked_forward(real *o, real *states, const real *q, const real *k,
                                          const real *v, const real *alpha, int B, int T, int H,
                                          int K, int V, real scale)
 {
-    vc_check("scan_delta_vec_forward (chunked)", K, V);
+    sb_cuda_check_heads("scan_delta_vec_forward (chunked)", K, V, VC_MAX_KV);
     if (B < 1 || H < 1 || T < 1) return;
     const dim3 grid((unsigned)(B * H), sb_cdiv((size_t)V, VC_VT));
     scan_vec_chunk_fwd_kernel<<<grid, VC_THREADS, 0, sb_cuda_stream()>>>(o, states, q, k, v, alpha,
@@ -400,7 +388,7 @@ void cuda_scan_delta_vec_chunked_backward(real *dq, real *dk, real *dv, real *da
                                           const real *k, const real *v, const real *alpha, int B,
                                           int T, int H, int K, int V, real scale)
 {
-    vc_check("scan_delta_vec_backward (chunked)", K, V);
+    sb_cuda_check_heads("scan_delta_vec_backward (chunked)", K, V, VC_MAX_KV);
     if (B < 1 || H < 1 || T < 1) return;
     const size_t smem = vc_bwd_smem_floats(K, V) * sizeof(float);
     sb_cuda_allow_smem((const void *)scan_vec_chunk_bwd_kernel, smem, "scan_delta_vec_backward (chunked)");
