@@ -23,9 +23,11 @@ ifneq ($(NVCC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_SRC  := $(wildcard kernels/cuda/*.cu)
 CUDA_OBJ  := $(CUDA_SRC:%.cu=build/cuda/%.o)
-NVFLAGS   := -O3 -std=c++17 -MMD -MP -Xcompiler -Wall,-Werror -Werror all-warnings \
-             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-             -gencode arch=compute_90,code=compute_90
+# CUDA_GENCODE: the GPUs to build for (bench/gpu_check.sh builds for the one
+# it runs on only, to save the GPU machine's minutes)
+CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+                -gencode arch=compute_90,code=compute_90
+NVFLAGS   := -O3 -std=c++17 -MMD -MP -Xcompiler -Wall,-Werror -Werror all-warnings $(CUDA_GENCODE)
 CFLAGS    += -DSB_HAVE_CUDA -I$(CUDA_HOME)/include
 # cuBLAS: the toolkit ships it shared only (no libcublas_static.a here), so
 # the binary finds it through an rpath to the toolkit.
