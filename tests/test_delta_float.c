@@ -600,3 +600,78 @@ Test(delta_float, scan_form_forces_chunked)
     form_routes(1, 1, 1, OPS_SCAN_CHUNKED, 1, 705);
     form_routes(37, 17, 11, OPS_SCAN_CHUNKED, 1, 706);
 }
+
+/* ---- gla's scan at odd sizes ---------------------------------------------- */
+
+/* With the same decay on every key dimension, gla's scan (scan_delta_vec)
+ * is scan_delta without beta: o, the states and every gradient agree (dalpha
+ * summed over the key dimensions) up to rounding, at head sizes that leave
+ * partial vectors and row groups (K 7, V 13; K 9, V 1; K 1, V 33) and a
+ * partial last chunk. Under the sanitizer build this also checks that the
+ * vector code stays inside its rows. Tolerance: each value is a sum of at
+ * most T (K + V) products of terms below 1 in magnitude, rounded in another
+ * order: 8 sqrt(T (K + V)) eps of the largest value. */
+static void vec_equals_scalar_decay(int K, int V, uint64_t seed)
+{
+    const int B = 2, T = 37, H = 3;
+    const size_t nk = (size_t)B * T * H * K, nv = (size_t)B * T * H * V, nt = (size_t)B * T * H;
+    const size_t nc = scan_delta_cache_len(B, T, H, K, V), ns = scan_delta_scratch_len(B, T, H, K, V);
+    real *q = xmalloc(nk * sizeof *q), *k = xmalloc(nk * sizeof *k), *v = xmalloc(nv * sizeof *v);
+    real *up = xmalloc(nv * sizeof *up), *a = xmalloc(nt * sizeof *a), *ak = xmalloc(nk * sizeof *ak);
+    fill_uniform(q, nk, -1, 1, seed + 1);
+    fill_uniform(k, nk, -1, 1, seed + 2);
+    fill_uniform(v, nv, -1, 1, seed + 3);
+    fill_uniform(up, nv, -1, 1, seed + 4);
+    fill_uniform(a, nt, -1, 1, seed + 5);
+    for (size_t r = 0; r < nt; r++) {
+        if (r % 13 == 4) a[r] = 0;
+        for (int i = 0; i < K; i++) ak[r * K + i] = a[r];
+    }
+    real *o[2], *st[2], *dq[2], *dk[2], *dv[2], *da[2], *scratch = xmalloc(ns * sizeof *scratch);
+    for (int f = 0; f < 2; f++) {
+        o[f] = xmalloc(nv * sizeof(real));
+        st[f] = xmalloc(nc * sizeof(real));
+        dq[f] = xcalloc(nk, sizeof(real));
+        dk[f] = xcalloc(nk, sizeof(real));
+        dv[f] = xcalloc(nv, sizeof(real));
+        da[f] = xcalloc(f ? nk : nt, sizeof(real));
+    }
+    const real scale = (real)0.7;
+    ops_set_scan_form(OPS_SCAN_RECURRENT);
+    scan_delta_forward(o[0], st[0], q, k, v, NULL, a, B, T, H, K, V, scale);
+    scan_delta_backward(dq[0], dk[0], dv[0], NULL, da[0], scratch, up, st[0], q, k, v, NULL, a, B, T, H, K, V,
+                        scale);
+    ops_set_scan_form(OPS_SCAN_AUTO);
+    scan_delta_vec_forward(o[1], st[1], q, k, v, ak, B, T, H, K, V, scale);
+    scan_delta_vec_backward(dq[1], dk[1], dv[1], da[1], scratch, up, st[1], q, k, v, ak, B, T, H, K, V, scale);
+    for (size_t r = 0; r < nt; r++) { // dalpha per key dimension, summed
+        double s = 0;
+        for (int i = 0; i < K; i++) s += da[1][r * K + i];
+        da[1][r] = (real)s;
+    }
+    const struct { const char *name; size_t n; } out[] = {{"o", nv}, {"states", nc}, {"dq", nk}, {"dk", nk},
+                                                          {"dv", nv}, {"dalpha", nt}};
+    real *const *vals[] = {o, st, dq, dk, dv, da};
+    for (int t = 0; t < 6; t++) {
+        double big = 0, err = 0;
+        size_t worst = 0;
+        for (size_t i = 0; i < out[t].n; i++) {
+            big = fmax(big, fabs((double)vals[t][0][i]));
+            const double e = fabs((double)vals[t][1][i] - vals[t][0][i]);
+            if (!(e <= err)) { err = isnan(e) ? INFINITY : e; worst = i; }
+        }
+        const double tol = 8 * sqrt((double)T * (K + V)) * FLT_EPSILON * big;
+        cr_expect(err <= tol, "K %d V %d %s[%zu]: vec %.9g, scalar decay %.9g (max err %.3g > tol %.3g)", K, V,
+                  out[t].name, worst, (double)vals[t][1][worst], (double)vals[t][0][worst], err, tol);
+    }
+    for (int f = 0; f < 2; f++) { free(o[f]); free(st[f]); free(dq[f]); free(dk[f]); free(dv[f]); free(da[f]); }
+    free(q); free(k); free(v); free(up); free(a); free(ak); free(scratch);
+}
+
+Test(delta_float, vec_scan_at_odd_sizes_equals_the_scalar_decay_scan)
+{
+    vec_equals_scalar_decay(7, 13, 901);
+    vec_equals_scalar_decay(9, 1, 902);
+    vec_equals_scalar_decay(1, 33, 903);
+    vec_equals_scalar_decay(17, 40, 904);
+}
