@@ -145,25 +145,24 @@ void scan_delta_vec_forward(real *o, real *states, const real *q, const real *k,
  * (lane r: the sum of x[r]), by pairwise transposes: LANES - 1 adds. */
 static inline vreal row_sums(const vreal x[LANES])
 {
+    /* __builtin_shufflevector: GCC (12 on) and clang both have it */
 #ifndef SB_DOUBLE /* 8 lanes */
-    typedef int idx __attribute__((vector_size(32)));
-    const idx even = {0, 2, 8, 10, 4, 6, 12, 14}, odd = {1, 3, 9, 11, 5, 7, 13, 15};
-    const idx lo = {0, 1, 2, 3, 8, 9, 10, 11}, hi = {4, 5, 6, 7, 12, 13, 14, 15};
+#define EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 8, 10, 4, 6, 12, 14)
+#define ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 9, 11, 5, 7, 13, 15)
     vreal p[4], h[2];
-    for (int m = 0; m < 4; m++)
-        p[m] = __builtin_shuffle(x[2 * m], x[2 * m + 1], even) +
-               __builtin_shuffle(x[2 * m], x[2 * m + 1], odd);
-    for (int m = 0; m < 2; m++)
-        h[m] = __builtin_shuffle(p[2 * m], p[2 * m + 1], even) +
-               __builtin_shuffle(p[2 * m], p[2 * m + 1], odd);
-    return __builtin_shuffle(h[0], h[1], lo) + __builtin_shuffle(h[0], h[1], hi);
+    for (int m = 0; m < 4; m++) p[m] = EVEN(x[2 * m], x[2 * m + 1]) + ODD(x[2 * m], x[2 * m + 1]);
+    for (int m = 0; m < 2; m++) h[m] = EVEN(p[2 * m], p[2 * m + 1]) + ODD(p[2 * m], p[2 * m + 1]);
+    return __builtin_shufflevector(h[0], h[1], 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(h[0], h[1], 4, 5, 6, 7, 12, 13, 14, 15);
 #else /* 4 lanes */
-    typedef long long idx __attribute__((vector_size(32)));
-    const idx even = {0, 4, 2, 6}, odd = {1, 5, 3, 7}, lo = {0, 1, 4, 5}, hi = {2, 3, 6, 7};
-    const vreal p0 = __builtin_shuffle(x[0], x[1], even) + __builtin_shuffle(x[0], x[1], odd);
-    const vreal p1 = __builtin_shuffle(x[2], x[3], even) + __builtin_shuffle(x[2], x[3], odd);
-    return __builtin_shuffle(p0, p1, lo) + __builtin_shuffle(p0, p1, hi);
+#define EVEN(a, b) __builtin_shufflevector(a, b, 0, 4, 2, 6)
+#define ODD(a, b) __builtin_shufflevector(a, b, 1, 5, 3, 7)
+    const vreal p0 = EVEN(x[0], x[1]) + ODD(x[0], x[1]);
+    const vreal p1 = EVEN(x[2], x[3]) + ODD(x[2], x[3]);
+    return __builtin_shufflevector(p0, p1, 0, 1, 4, 5) + __builtin_shufflevector(p0, p1, 2, 3, 6, 7);
 #endif
+#undef EVEN
+#undef ODD
 }
 
 /* Rows i0 .. i0 + m - 1 (m <= LANES), columns j0 .. j0 + nv LANES of one
