@@ -162,9 +162,10 @@ int mixer_cuda_fits_heads(const model_spec *spec, int d, int max_len, char *err,
 
 static int validate(const model_config *c, char *err, size_t errlen);
 
-int model_cuda_fits(const model_config *cfg, char *err, size_t errlen)
+/* model_cuda_fits for a config that has passed validate (model_create
+ * asks this directly, having validated already). */
+static int cuda_fits_valid(const model_config *cfg, char *err, size_t errlen)
 {
-    if (validate(cfg, err, errlen) != 0) return -1;
     const model_spec *s = &cfg->spec;
     for (int i = 0; i < s->n_mixer; i++) {
         const int mx = s->mixer[i];
@@ -182,6 +183,11 @@ int model_cuda_fits(const model_config *cfg, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+int model_cuda_fits(const model_config *cfg, char *err, size_t errlen)
+{
+    return validate(cfg, err, errlen) != 0 ? -1 : cuda_fits_valid(cfg, err, errlen);
 }
 
 static int layer_mixer(const model_spec *s, int layer)
@@ -544,7 +550,7 @@ static void bind_params(model *m)
 model *model_create(const model_config *cfg, uint64_t seed, char *err, size_t errlen)
 {
     if (validate(cfg, err, errlen)) return NULL;
-    if (ops_get_backend() == OPS_CUDA && model_cuda_fits(cfg, err, errlen)) return NULL;
+    if (ops_get_backend() == OPS_CUDA && cuda_fits_valid(cfg, err, errlen)) return NULL;
     const model_sizes z = sizes_of(cfg);
     const size_t tokens = (size_t)cfg->max_batch * cfg->max_len;
     model *m = calloc(1, sizeof *m);
